@@ -1,0 +1,136 @@
+"""Settings for DGX Pixels: one file, configured by environment variables (see .env.example)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dgxpixels.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_http_url,
+    env_node_name,
+    env_redis_url,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` serves ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "batches",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dgxpixels.urls"
+ASGI_APPLICATION = "dgxpixels.asgi.application"
+WSGI_APPLICATION = "dgxpixels.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url("DATABASE_URL", "sqlite:///db.sqlite3", base_dir=BASE_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- DGX Pixels -----------------------------------------------------------------------------
+COMFYUI_URL = env_http_url("COMFYUI_URL", "http://127.0.0.1:8188")
+OUTPUT_ROOT = Path(env_str("OUTPUT_ROOT", str(BASE_DIR / "outputs"))).resolve()
+GPU_NODE = env_node_name("GPU_NODE", os.uname().nodename.split(".")[0] or "gpu0")
+REDIS_URL = env_redis_url("REDIS_URL")
+PROFILES_FILE = Path(env_str("PROFILES_FILE", str(BASE_DIR / "profiles" / "batch_profiles.yaml")))
+WORKFLOWS_DIR = Path(env_str("WORKFLOWS_DIR", str(BASE_DIR / "workflows")))
+# How long one ComfyUI unit may take before the worker gives up waiting on it (seconds).
+UNIT_TIMEOUT = env_float("DGX_UNIT_TIMEOUT", 1800.0, minimum=1.0)
+
+# --- Channels -------------------------------------------------------------------------------
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    }
+else:
+    # Embedded default: events are stored in the database by the worker and relayed into this
+    # in-process layer by one relay task per daphne process (see batches/relay.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- django-q2: one cluster per GPU, exactly one worker -------------------------------------
+# Tasks are cheap "claim and run the next unit" nudges; the rows hold the truth, the retries
+# and the attempt counts. See STACK-NOTES for why each value is what it is.
+_Q_TASK_TIMEOUT = int(UNIT_TIMEOUT) + 120
+Q_CLUSTER = {
+    "name": env_str("Q_CLUSTER_NAME", "dgxpixels"),
+    "workers": 1,
+    "queue_limit": 1,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "poll": 0.5,
+    "timeout": _Q_TASK_TIMEOUT,
+    "retry": 3 * _Q_TASK_TIMEOUT + 300,
+    "catch_up": False,
+    "save_limit": 200,
+    "label": "GPU worker",
+    "ALT_CLUSTERS": {},
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "batches": {"handlers": ["console"], "level": env_str("DGX_LOG_LEVEL", "INFO")},
+        "django_q": {"handlers": ["console"], "level": "WARNING"},
+    },
+}
