@@ -4,3 +4,25 @@ from django.apps import AppConfig
 class BatchesConfig(AppConfig):
     name = "batches"
     verbose_name = "Sprite batches"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        post_spawn.connect(_worker_spawned, dispatch_uid="batches-worker-spawned")
+
+
+def _worker_spawned(sender, proc_name: str, **kwargs) -> None:
+    """When the GPU worker process starts (boot, restart after a crash), nudge it at once.
+
+    It reconciles whatever it had in flight and carries on with the queue, without waiting
+    for the next scheduled tick.
+    """
+    from batches.tasks import ensure_schedule, wake_workers
+
+    try:
+        ensure_schedule()
+        wake_workers()
+    except Exception:  # never stop the worker from starting
+        import logging
+
+        logging.getLogger("batches.tasks").exception("could not nudge the GPU worker at start")

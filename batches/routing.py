@@ -1,3 +1,8 @@
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from batches import consumers
+
+websocket_urlpatterns = [
+    path("ws/queue/", consumers.QueueConsumer.as_asgi()),
+    path("ws/jobs/<int:job_id>/", consumers.JobConsumer.as_asgi()),
+]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
-from tests.processes import start_simulator
+from tests.processes import start_qcluster, start_simulator
 
 
 @pytest.fixture
@@ -22,6 +23,41 @@ def simulator_factory(tmp_path):
         proc, url = start_simulator(tmp_path, *extra, **kwargs)
         procs.append(proc)
         return proc, url
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
+def output_root(tmp_path, settings):
+    root = tmp_path / "outputs"
+    root.mkdir()
+    settings.OUTPUT_ROOT = root
+    return root
+
+
+@pytest.fixture
+def worker_env(transactional_db, output_root):
+    """Environment for subprocesses (qcluster, CLI) that share this test's database and outputs."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        database_url = "sqlite:///" + str(db["NAME"])  # absolute path: sqlite:////abs/file
+    else:
+        database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {"DATABASE_URL": database_url, "OUTPUT_ROOT": str(output_root), "GPU_NODE": "gpu-test"}
+
+
+@pytest.fixture
+def qcluster_factory(tmp_path, worker_env, settings):
+    """Start real qclusters: `proc = qcluster_factory(comfyui_url)`; all stopped at teardown."""
+    procs = []
+
+    def start(comfyui_url: str, *, name: str = "qcluster", **env):
+        settings.COMFYUI_URL = comfyui_url
+        proc = start_qcluster(tmp_path, {**worker_env, "COMFYUI_URL": comfyui_url, **env}, name=name)
+        procs.append(proc)
+        return proc
 
     yield start
     for proc in procs:

@@ -116,3 +116,20 @@ def start_simulator(tmp_path: Path, *extra: str, port: int | None = None, step_m
     wait_for_http(url + "/system_stats", proc=proc.popen)
     proc.extra.update(port=port, output_dir=out)
     return proc, url
+
+
+def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail with `message` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def start_qcluster(tmp_path: Path, env: dict[str, str], *, name: str = "qcluster") -> Proc:
+    """A real `manage.py qcluster` (one GPU worker) sharing the test database."""
+    return manage_proc("qcluster", env=env, log_path=tmp_path / f"{name}.log").start()

@@ -1,0 +1,38 @@
+"""The seed's Python API on top of the services (BatchProcessor.submit_job, get_job, ...).
+
+    from batches import api
+    job = api.submit_job(owner=user, prompts=["pixel art warrior", "pixel art mage"],
+                         batch_size=4, priority="high", model="sd_xl_base_1.0.safetensors",
+                         steps=20, cfg_scale=8.0)
+    print(f"Progress: {api.get_job(job.pk).progress * 100:.1f}%")
+    print(f"Throughput: {api.get_statistics()['throughput_per_minute']:.1f} images/min")
+    api.cancel_job(job.pk)
+"""
+from __future__ import annotations
+
+from batches.models import Job
+from batches.services.control import job_cancel
+from batches.services.stats import job_statistics, queue_statistics
+from batches.services.submission import job_submit
+
+
+def submit_job(*, owner, prompts, model=None, cfg_scale=None, workflow_path=None, **params) -> Job:
+    if workflow_path is not None:
+        params["workflow"] = str(workflow_path)
+    return job_submit(owner=owner, prompts=prompts, checkpoint=model, cfg=cfg_scale, **params)
+
+
+def get_job(job_id: int) -> Job:
+    return Job.objects.get(pk=job_id)
+
+
+def get_progress(job_id: int) -> dict:
+    return job_statistics(get_job(job_id))
+
+
+def get_statistics() -> dict:
+    return queue_statistics()
+
+
+def cancel_job(job_id: int, *, by: str = "") -> bool:
+    return job_cancel(get_job(job_id), by=by)

@@ -1,0 +1,134 @@
+"""Operator verbs on the queue: cancel, stop after the current unit, pause, retry, requeue, priority."""
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from batches.models import Job, Priority, QueueControl, Unit
+from batches.services.events import publish
+
+
+def job_cancel(job: Job, *, by: str = "") -> bool:
+    """Cancel a job: queued units never run; the worker interrupts or deletes units in flight.
+
+    Images already made are kept and shown as part of the cancelled job. Returns False when
+    the job had already finished.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
+            status=Job.Status.CANCELLED, updated_at=now, error=f"cancelled by {by}" if by else "cancelled"
+        )
+        if not changed:
+            return False
+        Unit.objects.filter(job_id=job.pk, status=Unit.Status.PENDING).update(
+            status=Unit.Status.CANCELLED, finished_at=now
+        )
+    job.refresh_from_db()
+    publish("job_cancelling", job_id=job.pk, by=by)
+    _finish_if_idle(job)
+    return True
+
+
+def job_stop_after_current(job: Job, *, by: str = "") -> int:
+    """Let the unit that is running finish; cancel everything of the job that has not started."""
+    now = timezone.now()
+    stopped = Unit.objects.filter(job_id=job.pk, status=Unit.Status.PENDING).update(
+        status=Unit.Status.CANCELLED, finished_at=now
+    )
+    # A unit sent ahead to ComfyUI but not started yet is "not started" too: the worker sees the
+    # CANCELLED status and deletes it from ComfyUI's queue.
+    stopped += Unit.objects.filter(job_id=job.pk, status=Unit.Status.SUBMITTED).update(
+        status=Unit.Status.CANCELLED, finished_at=now
+    )
+    publish("job_stopping", job_id=job.pk, by=by, units_stopped=stopped)
+    _finish_if_idle(job)
+    return stopped
+
+
+def cancel_all_queued(*, by: str = "") -> int:
+    """Cancel every job that has not started yet."""
+    return sum(job_cancel(job, by=by) for job in Job.objects.filter(status=Job.Status.QUEUED))
+
+
+def cancel_all(*, by: str = "") -> int:
+    """Cancel every queued and running job."""
+    return sum(job_cancel(job, by=by) for job in Job.objects.filter(status__in=Job.ACTIVE))
+
+
+def stop_all_after_current(*, by: str = "") -> int:
+    """Let the running unit finish; nothing else that is queued starts. Returns the jobs touched."""
+    jobs = list(Job.objects.filter(status__in=Job.ACTIVE))
+    for job in jobs:
+        job_stop_after_current(job, by=by)
+    return len(jobs)
+
+
+def queue_pause(*, by: str = "") -> None:
+    QueueControl.set_paused(True, by=by)
+    publish("queue_paused", by=by)
+
+
+def queue_resume(*, by: str = "") -> None:
+    QueueControl.set_paused(False)
+    publish("queue_resumed", by=by)
+    from batches.tasks import wake_workers
+
+    transaction.on_commit(wake_workers)
+
+
+def job_set_priority(job: Job, priority: str | int, *, by: str = "") -> None:
+    value = Priority.from_name(priority) if isinstance(priority, str) else Priority(priority)
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(priority=value, updated_at=timezone.now())
+        Unit.objects.filter(job_id=job.pk, status=Unit.Status.PENDING).update(priority=value)
+    job.priority = value
+    publish("job_priority", job_id=job.pk, priority=value.label, by=by)
+
+
+def job_retry_failed(job: Job, *, by: str = "") -> int:
+    """Put a job's failed units back in the queue (after a fix: a new LoRA, a writable disk)."""
+    now = timezone.now()
+    with transaction.atomic():
+        retried = Unit.objects.filter(job_id=job.pk, status=Unit.Status.FAILED).update(
+            status=Unit.Status.PENDING, attempts=0, error="", error_details=None, finished_at=None, node=""
+        )
+        if retried:
+            Job.objects.filter(pk=job.pk).update(
+                status=Job.Status.RUNNING if job.started_at else Job.Status.QUEUED,
+                finished_at=None, error="", updated_at=now,
+            )
+    if retried:
+        job.refresh_from_db()
+        job.refresh_counts()
+        publish("job_retry", job_id=job.pk, units=retried, by=by)
+        from batches.tasks import wake_workers
+
+        transaction.on_commit(wake_workers)
+    return retried
+
+
+def job_requeue(job: Job, *, owner=None) -> Job:
+    """A new job with the same parameters (and the same seeds, when the original had a base seed)."""
+    from batches.services.submission import job_submit
+
+    new = job_submit(
+        owner=owner or job.owner, prompts=list(job.prompts), count=job.count, profile=job.profile,
+        batch_size=job.batch_size, steps=job.steps, cfg=job.cfg, sampler=job.sampler,
+        scheduler=job.scheduler, width=job.width, height=job.height, seed=job.base_seed,
+        negative_prompt=job.negative_prompt, checkpoint=job.checkpoint or None, lora=job.lora or None,
+        lora_strength=job.lora_strength_model if job.lora else None,
+        lora_strength_clip=job.lora_strength_clip if job.lora else None, denoise=job.denoise,
+        workflow=job.workflow, priority=job.priority, name=job.name, client=None,
+    )
+    Job.objects.filter(pk=new.pk).update(requeued_from=job)
+    new.requeued_from = job
+    return new
+
+
+def _finish_if_idle(job: Job) -> None:
+    if not job.units.filter(status__in=Unit.IN_FLIGHT).exists():
+        final = job.finish_if_complete()
+        if final:
+            publish("job_finished", job_id=job.pk, status=final, images_done=job.images_done,
+                    images_failed=job.images_failed, images_planned=job.images_planned)

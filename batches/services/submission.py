@@ -1,0 +1,345 @@
+"""Submitting a job: validate everything first, then write the job and its units in one go."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batches.models import Job, Priority, Unit
+
+log = logging.getLogger("batches.submission")
+
+BATCH_SIZES = (1, 4, 8)
+LIMITS = {
+    "prompts": 5000,  # prompts per job
+    "prompt_length": 2000,  # characters per prompt
+    "count": 1000,  # images per prompt
+    "images": 100_000,  # images per job
+    "steps": (1, 150),
+    "cfg": (0.0, 30.0),
+    "size": (64, 4096),
+    "lora_strength": (-10.0, 10.0),
+    "denoise": (0.0, 1.0),
+    "seed": (0, 2**53),
+    "prompts_file_bytes": 2 * 1024 * 1024,
+}
+SEED_SPACE = 2**32
+
+
+class SubmissionError(ValueError):
+    """Every problem with a submission, by field, each saying what to do."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        lines = [f"{field}: {msg}" for field, msgs in errors.items() for msg in msgs]
+        super().__init__("The job was not queued:\n" + "\n".join(f"  - {line}" for line in lines))
+
+
+@dataclass
+class _Checker:
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def integer(self, name: str, value, *, low: int, high: int, allowed: tuple[int, ...] | None = None):
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            self.add(name, f"expected a whole number, got {value!r}")
+            return None
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            self.add(name, f"expected a whole number, got {value!r}")
+            return None
+        if allowed is not None and number not in allowed:
+            self.add(name, f"must be one of {', '.join(map(str, allowed))}, got {number}")
+            return None
+        if not low <= number <= high:
+            self.add(name, f"must be between {low} and {high}, got {number}")
+            return None
+        return number
+
+    def number(self, name: str, value, *, low: float, high: float):
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            self.add(name, f"expected a number, got {value!r}")
+            return None
+        try:
+            number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        except ValueError:
+            self.add(name, f"expected a number, got {value!r}")
+            return None
+        if math.isnan(number) or not low <= number <= high:
+            self.add(name, f"must be between {low:g} and {high:g}, got {value}")
+            return None
+        return number
+
+
+def parse_prompts_file(data: bytes, *, name: str = "prompts file") -> list[str]:
+    """One prompt per line; blank lines and lines starting with '#' are skipped."""
+    if len(data) > LIMITS["prompts_file_bytes"]:
+        raise ValueError(
+            f"{name} is {len(data):,} bytes; the limit is {LIMITS['prompts_file_bytes']:,}: split it into several jobs"
+        )
+    if b"\x00" in data:
+        raise ValueError(f"{name} looks binary (it contains NUL bytes): give a UTF-8 text file, one prompt per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{name} is not UTF-8 text (bad byte at line {line}): save it as UTF-8") from None
+    prompts = [line.strip() for line in text.splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise ValueError(f"{name} has no prompts: write one prompt per line")
+    return prompts
+
+
+def _available(kind: str, client) -> list[str] | None:
+    """What ComfyUI offers (cached briefly), or None when it does not answer."""
+    if client is None:
+        return None
+    cache = _available.__dict__.setdefault("cache", {})
+    key = (client.base_url, kind)
+    hit = cache.get(key)
+    if hit and time.monotonic() - hit[0] < 30:
+        return hit[1]
+    try:
+        values = client.checkpoints() if kind == "checkpoints" else client.loras()
+    except Exception as exc:  # unreachable ComfyUI must not block submission
+        log.info("could not list %s from ComfyUI: %s", kind, exc)
+        return None
+    cache[key] = (time.monotonic(), values)
+    return values
+
+
+def default_client():
+    from batches.comfyui import ComfyUIClient
+
+    return ComfyUIClient(settings.COMFYUI_URL, timeout=2.0, retries=0)
+
+
+def job_submit(
+    *,
+    owner,
+    prompts: list[str] | str | None = None,
+    count=1,
+    profile: str | None = None,
+    batch_size=None,
+    steps=None,
+    cfg=None,
+    sampler: str | None = None,
+    scheduler: str | None = None,
+    width=None,
+    height=None,
+    seed=None,
+    negative_prompt: str = "",
+    checkpoint: str | None = None,
+    lora: str | None = None,
+    lora_strength=None,
+    lora_strength_clip=None,
+    denoise=None,
+    workflow: str | None = None,
+    priority="normal",
+    name: str = "",
+    client="default",
+    wake: bool = True,
+) -> Job:
+    """Validate a submission completely, then queue it as one job with its units.
+
+    Raises SubmissionError listing every problem at once; nothing is written then.
+    `client` is the ComfyUI client used to check checkpoint and LoRA names ("default": the
+    configured COMFYUI_URL; None: skip the check).
+    """
+    from batches.profiles import ProfileError, load_profiles
+    from batches.workflows import WorkflowError, check_injectable, load_workflow
+
+    check = _Checker()
+
+    # Prompts
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompt_list: list[str] = []
+    if not prompts:
+        check.add("prompts", "give at least one prompt (--prompt TEXT or --prompts-file FILE)")
+    else:
+        for i, text in enumerate(prompts, start=1):
+            text = str(text).strip() if text is not None else ""
+            where = f"prompt {i}" if len(prompts) > 1 else "the prompt"
+            if not text:
+                check.add("prompts", f"{where} is empty: write what the sprite should show")
+            elif len(text) > LIMITS["prompt_length"]:
+                check.add("prompts", f"{where} is {len(text)} characters; the limit is {LIMITS['prompt_length']}: shorten it")
+            else:
+                prompt_list.append(text)
+        if len(prompts) > LIMITS["prompts"]:
+            check.add("prompts", f"{len(prompts)} prompts; the limit is {LIMITS['prompts']} per job: split the file")
+    if negative_prompt is None:
+        negative_prompt = ""
+    negative_prompt = str(negative_prompt).strip()
+    if len(negative_prompt) > LIMITS["prompt_length"]:
+        check.add("negative_prompt", f"is {len(negative_prompt)} characters; the limit is {LIMITS['prompt_length']}")
+
+    # Profile: the defaults for everything not given
+    prof = None
+    try:
+        config = load_profiles()
+    except ProfileError as exc:
+        check.add("profile", str(exc))
+        config = None
+    profile = (profile or (config.default_profile if config else "balanced")).strip()
+    if config is not None:
+        prof = config.profiles.get(profile)
+        if prof is None:
+            check.add("profile", f"unknown profile {profile!r}: choose one of {', '.join(sorted(config.profiles))}")
+
+    count_n = check.integer("count", count, low=1, high=LIMITS["count"])
+    if count in (None, ""):
+        check.add("count", "give how many images per prompt (1 or more)")
+    batch_n = check.integer("batch_size", batch_size, low=1, high=8, allowed=BATCH_SIZES)
+    steps_n = check.integer("steps", steps, low=LIMITS["steps"][0], high=LIMITS["steps"][1])
+    cfg_n = check.number("cfg", cfg, low=LIMITS["cfg"][0], high=LIMITS["cfg"][1])
+    width_n = check.integer("width", width, low=LIMITS["size"][0], high=LIMITS["size"][1])
+    height_n = check.integer("height", height, low=LIMITS["size"][0], high=LIMITS["size"][1])
+    for label, value in (("width", width_n), ("height", height_n)):
+        if value is not None and value % 8:
+            check.add(label, f"must be a multiple of 8 (SDXL latents are 1/8 size), got {value}")
+    seed_n = check.integer("seed", seed, low=LIMITS["seed"][0], high=LIMITS["seed"][1])
+    strength_n = check.number("lora_strength", lora_strength, low=LIMITS["lora_strength"][0], high=LIMITS["lora_strength"][1])
+    strength_clip_n = check.number("lora_strength_clip", lora_strength_clip, low=LIMITS["lora_strength"][0], high=LIMITS["lora_strength"][1])
+    denoise_n = check.number("denoise", denoise, low=LIMITS["denoise"][0], high=LIMITS["denoise"][1])
+
+    try:
+        priority_v = Priority.from_name(priority) if not isinstance(priority, int) else Priority(priority)
+    except ValueError:
+        check.add("priority", f"unknown priority {priority!r}: choose urgent, high, normal or low")
+        priority_v = Priority.NORMAL
+
+    if prompt_list and count_n and len(prompt_list) * count_n > LIMITS["images"]:
+        check.add("count", f"{len(prompt_list)} prompts x {count_n} = {len(prompt_list) * count_n:,} images; "
+                           f"the limit is {LIMITS['images']:,} per job: lower the count or split the prompts")
+
+    sampler = (sampler or "").strip() or (prof.sampler if prof else None)
+    scheduler = (scheduler or "").strip() or (prof.scheduler if prof else None)
+    checkpoint = (checkpoint or "").strip() or None
+    lora = (lora or "").strip() or None
+
+    # Workflow
+    workflow = (workflow or "batch_optimized").strip()
+    graph = None
+    try:
+        wf = load_workflow(workflow)
+        graph, workflow_source = wf.graph, wf.source
+    except WorkflowError as exc:
+        check.add("workflow", str(exc))
+
+    # Models offered by ComfyUI (checked only when it answers)
+    if client == "default":
+        client = default_client()
+    if checkpoint:
+        offered = _available("checkpoints", client)
+        if offered is not None and checkpoint not in offered:
+            check.add("checkpoint", f"ComfyUI has no checkpoint {checkpoint!r}: choose one of {', '.join(offered) or '(none installed)'}")
+    if lora:
+        offered = _available("loras", client)
+        if offered is not None and lora not in offered:
+            check.add("lora", f"ComfyUI has no LoRA {lora!r}: choose one of {', '.join(offered) or '(none installed)'}")
+
+    batch_v = batch_n or (prof.batch_size if prof else None)
+    values = {
+        "steps": steps_n or (prof.steps if prof else None),
+        "cfg": cfg_n if cfg_n is not None else (prof.cfg if prof else None),
+        "width": width_n or (prof.width if prof else None),
+        "height": height_n or (prof.height if prof else None),
+        "batch_size": batch_v,
+        "sampler": sampler,
+        "scheduler": scheduler,
+        "denoise": denoise_n if denoise_n is not None else 1.0,
+    }
+
+    if graph is not None and not check.errors.get("workflow"):
+        params = {
+            "positive": "x", "negative": negative_prompt or None, "seed": 0,
+            "steps": values["steps"], "cfg": values["cfg"], "sampler": sampler, "scheduler": scheduler,
+            "denoise": denoise_n, "width": values["width"], "height": values["height"],
+            "batch_size": values["batch_size"], "checkpoint": checkpoint, "lora": lora,
+            "lora_strength_model": strength_n, "lora_strength_clip": strength_clip_n,
+            "filename_prefix": "dgxpixels/check",
+        }
+        for problem in check_injectable(graph, params, source=workflow_source):
+            check.add("workflow", problem)
+        if not checkpoint:
+            checkpoint = _workflow_checkpoint(graph)
+
+    if check.errors:
+        raise SubmissionError(check.errors)
+
+    job = _write_job(
+        owner=owner, name=name, prompts=prompt_list, count=count_n, negative_prompt=negative_prompt,
+        profile=profile, workflow=workflow, checkpoint=checkpoint or "", lora=lora or "",
+        lora_strength_model=strength_n if strength_n is not None else 1.0,
+        lora_strength_clip=(strength_clip_n if strength_clip_n is not None
+                            else strength_n if strength_n is not None else 1.0),
+        base_seed=seed_n, priority=priority_v, **values,
+    )
+    if wake:
+        from batches.tasks import wake_workers
+
+        transaction.on_commit(wake_workers)
+    return job
+
+
+def _workflow_checkpoint(graph: dict) -> str | None:
+    for node in graph.values():
+        if isinstance(node, dict) and node.get("class_type") == "CheckpointLoaderSimple":
+            value = node.get("inputs", {}).get("ckpt_name")
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def plan_units(job: Job) -> list[Unit]:
+    """Split a job into units of up to batch_size images of one prompt, each with its own seed."""
+    rng = random.SystemRandom()
+    units: list[Unit] = []
+    sequence = 1
+    index = 0
+    for prompt_index, text in enumerate(job.prompts):
+        remaining = job.count
+        while remaining > 0:
+            size = min(job.batch_size, remaining)
+            # A fixed base seed gives the same seeds on every run; each unit still gets its own
+            # seed, because ComfyUI caches by inputs and would otherwise make no new image.
+            seed = job.base_seed + index if job.base_seed is not None else rng.randrange(SEED_SPACE)
+            units.append(Unit(
+                job=job, index=index, prompt_index=prompt_index, prompt=text, seed=seed,
+                batch_size=size, first_sequence=sequence, priority=job.priority,
+                checkpoint=job.checkpoint,
+            ))
+            sequence += size
+            remaining -= size
+            index += 1
+    return units
+
+
+def _write_job(**fields) -> Job:
+    with transaction.atomic():
+        job = Job.objects.create(**fields, status=Job.Status.QUEUED)
+        units = plan_units(job)
+        Unit.objects.bulk_create(units, batch_size=1000)
+        from batches.services.outputs import job_dir_name
+
+        job.output_dir = job_dir_name(job)
+        job.images_planned = sum(u.batch_size for u in units)
+        job.updated_at = timezone.now()
+        job.save(update_fields=["output_dir", "images_planned", "updated_at"])
+    return job
