@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,7 +36,8 @@ def generation_params(unit: Unit) -> dict:
         "cfg": job.cfg,
         "sampler": job.sampler,
         "scheduler": job.scheduler,
-        "denoise": job.denoise,
+        # 1.0 is "no override": KSamplerAdvanced has no denoise input at all.
+        "denoise": job.denoise if job.denoise != 1.0 else None,
         "width": job.width,
         "height": job.height,
         "batch_size": unit.batch_size,
@@ -144,6 +147,8 @@ def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
             outputs.atomic_write_json(meta_path, meta)
         except outputs.OutputWriteError as exc:
             raise OutputError(str(exc)) from exc
+        if settings.FAULT == "exit-after-download":
+            os._exit(137)  # crash test: files written, nothing recorded
         try:
             with transaction.atomic():
                 image, created = Image.objects.get_or_create(

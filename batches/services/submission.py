@@ -23,7 +23,9 @@ LIMITS = {
     "images": 100_000,  # images per job
     "steps": (1, 150),
     "cfg": (0.0, 30.0),
-    "size": (64, 4096),
+    "width": (64, 4096),
+    "height": (64, 4096),
+    "multiple": 8,
     "lora_strength": (-10.0, 10.0),
     "denoise": (0.0, 1.0),
     "seed": (0, 2**53),
@@ -104,6 +106,15 @@ def parse_prompts_file(data: bytes, *, name: str = "prompts file") -> list[str]:
     return prompts
 
 
+def _limits(config) -> dict:
+    """The limits of the profiles file (the one place a studio edits them), over our defaults."""
+    q = config.queue.limits
+    return {**LIMITS, "prompts": q.max_prompts_per_job, "prompt_length": q.max_prompt_length,
+            "count": q.max_count_per_prompt, "steps": (q.steps.min, q.steps.max),
+            "cfg": (q.cfg.min, q.cfg.max), "width": (q.width.min, q.width.max),
+            "height": (q.height.min, q.height.max), "multiple": q.size_multiple_of}
+
+
 def _available(kind: str, client) -> list[str] | None:
     """What ComfyUI offers (cached briefly), or None when it does not answer."""
     if client is None:
@@ -164,6 +175,10 @@ def job_submit(
     from batches.workflows import WorkflowError, check_injectable, load_workflow
 
     check = _Checker()
+    try:
+        limits = _limits(load_profiles())
+    except ProfileError:
+        limits = LIMITS
 
     # Prompts
     if isinstance(prompts, str):
@@ -177,17 +192,17 @@ def job_submit(
             where = f"prompt {i}" if len(prompts) > 1 else "the prompt"
             if not text:
                 check.add("prompts", f"{where} is empty: write what the sprite should show")
-            elif len(text) > LIMITS["prompt_length"]:
-                check.add("prompts", f"{where} is {len(text)} characters; the limit is {LIMITS['prompt_length']}: shorten it")
+            elif len(text) > limits["prompt_length"]:
+                check.add("prompts", f"{where} is {len(text)} characters; the limit is {limits['prompt_length']}: shorten it")
             else:
                 prompt_list.append(text)
-        if len(prompts) > LIMITS["prompts"]:
-            check.add("prompts", f"{len(prompts)} prompts; the limit is {LIMITS['prompts']} per job: split the file")
+        if len(prompts) > limits["prompts"]:
+            check.add("prompts", f"{len(prompts)} prompts; the limit is {limits['prompts']} per job: split the file")
     if negative_prompt is None:
         negative_prompt = ""
     negative_prompt = str(negative_prompt).strip()
-    if len(negative_prompt) > LIMITS["prompt_length"]:
-        check.add("negative_prompt", f"is {len(negative_prompt)} characters; the limit is {LIMITS['prompt_length']}")
+    if len(negative_prompt) > limits["prompt_length"]:
+        check.add("negative_prompt", f"is {len(negative_prompt)} characters; the limit is {limits['prompt_length']}")
 
     # Profile: the defaults for everything not given
     prof = None
@@ -202,21 +217,22 @@ def job_submit(
         if prof is None:
             check.add("profile", f"unknown profile {profile!r}: choose one of {', '.join(sorted(config.profiles))}")
 
-    count_n = check.integer("count", count, low=1, high=LIMITS["count"])
+    count_n = check.integer("count", count, low=1, high=limits["count"])
     if count in (None, ""):
         check.add("count", "give how many images per prompt (1 or more)")
     batch_n = check.integer("batch_size", batch_size, low=1, high=8, allowed=BATCH_SIZES)
-    steps_n = check.integer("steps", steps, low=LIMITS["steps"][0], high=LIMITS["steps"][1])
-    cfg_n = check.number("cfg", cfg, low=LIMITS["cfg"][0], high=LIMITS["cfg"][1])
-    width_n = check.integer("width", width, low=LIMITS["size"][0], high=LIMITS["size"][1])
-    height_n = check.integer("height", height, low=LIMITS["size"][0], high=LIMITS["size"][1])
+    steps_n = check.integer("steps", steps, low=limits["steps"][0], high=limits["steps"][1])
+    cfg_n = check.number("cfg", cfg, low=limits["cfg"][0], high=limits["cfg"][1])
+    width_n = check.integer("width", width, low=limits["width"][0], high=limits["width"][1])
+    height_n = check.integer("height", height, low=limits["height"][0], high=limits["height"][1])
+    multiple = limits["multiple"]
     for label, value in (("width", width_n), ("height", height_n)):
-        if value is not None and value % 8:
-            check.add(label, f"must be a multiple of 8 (SDXL latents are 1/8 size), got {value}")
-    seed_n = check.integer("seed", seed, low=LIMITS["seed"][0], high=LIMITS["seed"][1])
-    strength_n = check.number("lora_strength", lora_strength, low=LIMITS["lora_strength"][0], high=LIMITS["lora_strength"][1])
-    strength_clip_n = check.number("lora_strength_clip", lora_strength_clip, low=LIMITS["lora_strength"][0], high=LIMITS["lora_strength"][1])
-    denoise_n = check.number("denoise", denoise, low=LIMITS["denoise"][0], high=LIMITS["denoise"][1])
+        if value is not None and value % multiple:
+            check.add(label, f"must be a multiple of {multiple} (SDXL latents are 1/8 size), got {value}")
+    seed_n = check.integer("seed", seed, low=limits["seed"][0], high=limits["seed"][1])
+    strength_n = check.number("lora_strength", lora_strength, low=limits["lora_strength"][0], high=limits["lora_strength"][1])
+    strength_clip_n = check.number("lora_strength_clip", lora_strength_clip, low=limits["lora_strength"][0], high=limits["lora_strength"][1])
+    denoise_n = check.number("denoise", denoise, low=limits["denoise"][0], high=limits["denoise"][1])
 
     try:
         priority_v = Priority.from_name(priority) if not isinstance(priority, int) else Priority(priority)
@@ -224,9 +240,9 @@ def job_submit(
         check.add("priority", f"unknown priority {priority!r}: choose urgent, high, normal or low")
         priority_v = Priority.NORMAL
 
-    if prompt_list and count_n and len(prompt_list) * count_n > LIMITS["images"]:
+    if prompt_list and count_n and len(prompt_list) * count_n > limits["images"]:
         check.add("count", f"{len(prompt_list)} prompts x {count_n} = {len(prompt_list) * count_n:,} images; "
-                           f"the limit is {LIMITS['images']:,} per job: lower the count or split the prompts")
+                           f"the limit is {limits['images']:,} per job: lower the count or split the prompts")
 
     sampler = (sampler or "").strip() or (prof.sampler if prof else None)
     scheduler = (scheduler or "").strip() or (prof.scheduler if prof else None)
