@@ -17,9 +17,14 @@ def _worker_spawned(sender, proc_name: str, **kwargs) -> None:
     It reconciles whatever it had in flight and carries on with the queue, without waiting
     for the next scheduled tick.
     """
+    from django.conf import settings
+
+    from batches.models import QueueControl
     from batches.tasks import ensure_schedule, wake_workers
 
     try:
+        if settings.START_PAUSED:
+            QueueControl.set_paused(True, by="DGX_START_PAUSED")
         ensure_schedule()
         wake_workers()
     except Exception:  # never stop the worker from starting

@@ -90,6 +90,11 @@ PROFILES_FILE = Path(env_str("PROFILES_FILE", str(BASE_DIR / "profiles" / "batch
 WORKFLOWS_DIR = Path(env_str("WORKFLOWS_DIR", str(BASE_DIR / "workflows")))
 # How long one ComfyUI unit may take before the worker gives up waiting on it (seconds).
 UNIT_TIMEOUT = env_float("DGX_UNIT_TIMEOUT", 1800.0, minimum=1.0)
+# Start the GPU worker with the queue paused (after a restart, look before anything runs).
+START_PAUSED = env_bool("DGX_START_PAUSED", False)
+# Fault injection for the crash tests only: "exit-after-download" kills the worker process after
+# it has written a unit's files and before it records them. Never set it in production.
+FAULT = env_str("DGX_FAULT", "")
 
 # --- Channels -------------------------------------------------------------------------------
 if REDIS_URL:

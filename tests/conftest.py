@@ -62,3 +62,36 @@ def qcluster_factory(tmp_path, worker_env, settings):
     yield start
     for proc in procs:
         proc.stop()
+
+
+@pytest.fixture
+def daphne_server(tmp_path, worker_env):
+    """A real daphne process on the test database; yields its base URL."""
+    from tests.processes import start_daphne
+
+    proc, url = start_daphne(tmp_path, worker_env)
+    yield url
+    proc.stop()
+
+
+@pytest.fixture
+def session_cookie(transactional_db):
+    """Log a user in through Django's session machinery; return (user, cookie header value)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    def login(username: str = "artist", *, staff: bool = False):
+        User = get_user_model()
+        user = User.objects.filter(username=username).first() or User.objects.create_user(
+            username, password="pw", is_staff=staff)
+        client = Client()
+        client.force_login(user)
+        return user, f"sessionid={client.cookies['sessionid'].value}"
+
+    return login
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 costs ~0.6 s per user on this machine; tests do not need it to be slow."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

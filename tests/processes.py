@@ -133,3 +133,14 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1, messa
 def start_qcluster(tmp_path: Path, env: dict[str, str], *, name: str = "qcluster") -> Proc:
     """A real `manage.py qcluster` (one GPU worker) sharing the test database."""
     return manage_proc("qcluster", env=env, log_path=tmp_path / f"{name}.log").start()
+
+
+def start_daphne(tmp_path: Path, env: dict[str, str], *, port: int | None = None) -> tuple[Proc, str]:
+    """A real daphne serving dgxpixels.asgi on a free port; returns the process and base URL."""
+    port = port or free_port()
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    proc = Proc([daphne, "-b", "127.0.0.1", "-p", str(port), "dgxpixels.asgi:application"],
+                {**os.environ, "PYTHONUNBUFFERED": "1", **env}, tmp_path / f"daphne-{port}.log").start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/accounts/login/", proc=proc.popen)
+    return proc, url

@@ -112,6 +112,18 @@ def image_metadata(unit: Unit, *, sequence: int, batch_index: int, width: int, h
     }
 
 
+def _maybe_crash(point: str) -> None:
+    """Fault injection for the crash tests: DGX_FAULT=<point>:<marker file> dies once at <point>."""
+    fault = settings.FAULT
+    if not fault.startswith(point + ":"):
+        return
+    marker = fault.split(":", 1)[1]
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(point)
+        os._exit(137)
+
+
 def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
     """Download the unit's images, write them (image, thumbnail, metadata), record rows, mark done.
 
@@ -147,8 +159,7 @@ def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
             outputs.atomic_write_json(meta_path, meta)
         except outputs.OutputWriteError as exc:
             raise OutputError(str(exc)) from exc
-        if settings.FAULT == "exit-after-download":
-            os._exit(137)  # crash test: files written, nothing recorded
+        _maybe_crash("exit-after-download")
         try:
             with transaction.atomic():
                 image, created = Image.objects.get_or_create(

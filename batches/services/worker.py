@@ -40,7 +40,8 @@ from batches.services.events import publish
 log = logging.getLogger("batches.worker")
 
 MAX_ATTEMPTS = 4  # ComfyUI lost the prompt or went away this many times: fail the unit
-CHECK_EVERY = 0.25  # seconds between looks at the rows (cancel, pause, a more urgent job)
+WAIT_SLICE = 1.0  # seconds between looks at the rows (cancel, pause, a more urgent job)
+POLL_INTERVAL = 0.4  # ask /history and /queue after this long without an event for the unit
 BACKOFF_MAX = 10.0
 
 
@@ -141,9 +142,12 @@ class GpuWorker:
             self._maybe_swap_ahead()
             try:
                 self._ensure_stream()
+                # Short slices, so cancel, pause and urgent work are seen between them; the poll
+                # interval is shorter than a slice so a prompt ComfyUI lost is noticed.
                 entry = self.client.wait_for(
-                    unit.prompt_id, timeout=CHECK_EVERY * 4, stream=self.stream,
-                    on_event=lambda event: self._on_event(unit, event), poll_interval=1.0,
+                    unit.prompt_id, timeout=WAIT_SLICE, stream=self.stream,
+                    on_event=lambda event: self._on_event(unit, event), poll_interval=POLL_INTERVAL,
+                    unreachable_grace=0.0,
                 )
             except ComfyUITimeout:
                 self._heartbeat()
@@ -297,6 +301,10 @@ class GpuWorker:
             return
         Unit.objects.filter(pk=unit.pk).update(attempts=F("attempts") + 1, error=why[:4000],
                                                status=Unit.Status.SUBMITTED, started_at=None)
+        try:  # an old entry under the same prompt id would be taken for the new run's result
+            self.client.delete_history([unit.prompt_id])
+        except ComfyUIError:
+            pass
         log.info("%s: %s", unit, why)
         publish("unit_resubmitted", job_id=unit.job_id, unit=unit.pk, index=unit.index, reason=why)
         if not self._submit(unit):
