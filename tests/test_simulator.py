@@ -360,8 +360,8 @@ def test_it_counts_every_post_including_rejected_ones(simulator):
     assert post(simulator, make_graph("count two"), front=True).json()["number"] == -3
     assert post(simulator, make_graph("count three"), number=7.5).json()["number"] == 7.5
     assert post(simulator, make_graph("count four")).json()["number"] == 4  # an explicit number does not count
-    client_id = post(simulator, make_graph("count five"), prompt_id="my-own-id").json()["prompt_id"]
-    assert client_id == "my-own-id"
+    chosen = post(simulator, make_graph("count five"), prompt_id="my-own-id").json()
+    assert (chosen["prompt_id"], chosen["number"]) == ("my-own-id", 5)
 
 
 # --- queue, interrupt, origin, view, history --------------------------------------------------

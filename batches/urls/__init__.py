@@ -1,0 +1,5 @@
+"""The dashboard's URLs: the pages where jobs are submitted and watched, and where images are reviewed."""
+from batches.urls.dashboard import urlpatterns as dashboard_urls
+from batches.urls.review import urlpatterns as review_urls
+
+urlpatterns = dashboard_urls + review_urls
