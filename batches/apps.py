@@ -19,10 +19,11 @@ def _worker_spawned(sender, proc_name: str, **kwargs) -> None:
     """
     from django.conf import settings
 
-    from batches.models import QueueControl
+    from batches.models import QueueControl, WorkerNode
     from batches.tasks import ensure_schedule, wake_workers
 
     try:
+        WorkerNode.register(name=settings.GPU_NODE, comfyui_url=settings.COMFYUI_URL)
         if settings.START_PAUSED:
             QueueControl.set_paused(True, by="DGX_START_PAUSED")
         ensure_schedule()

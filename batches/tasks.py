@@ -15,35 +15,53 @@ DRAIN_BUDGET = 300.0
 
 def run_gpu_worker() -> int:
     """Claim and run units on this node's ComfyUI until the queue is empty or the budget is spent."""
-    from batches.models import Unit
+    from batches.models import QueueControl, Unit
     from batches.services.worker import drain
 
     recorded = drain(time_budget=DRAIN_BUDGET)
-    still_work = Unit.objects.filter(status=Unit.Status.PENDING).exists() or Unit.objects.filter(
+    still_work = Unit.objects.filter(status=Unit.Status.PENDING).exclude(
+        job__status="cancelled").exists() or Unit.objects.filter(
         node=settings.GPU_NODE, status__in=Unit.IN_FLIGHT).exists()
-    if still_work:
+    if still_work and not QueueControl.is_paused():  # resuming nudges the nodes again
         wake_workers()
     return recorded
 
 
+def cluster_for(node: str) -> str:
+    """The django-q2 queue of one GPU node (settings.Q_CLUSTER["cluster_name"] on that node)."""
+    return f"gpu-{node}"
+
+
 def wake_workers() -> None:
-    """Queue a nudge for the GPU worker unless one is already waiting (nudges are idempotent)."""
+    """Nudge every live GPU node, unless a nudge already waits in its queue (nudges are idempotent)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
     from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
-    try:
-        if get_broker().queue_size() >= 1:
-            return
-    except Exception:  # a broker that cannot count: queue the nudge anyway
-        pass
-    async_task(RUN_GPU_WORKER, q_options={"task_name": "gpu-worker-nudge", "timeout": settings.Q_CLUSTER["timeout"]})
+    from batches.models import WorkerNode
+
+    recent = timezone.now() - timedelta(minutes=10)
+    nodes = set(WorkerNode.objects.filter(heartbeat_at__gte=recent).values_list("name", flat=True))
+    nodes.add(settings.GPU_NODE)
+    for node in sorted(nodes):
+        cluster = cluster_for(node)
+        try:
+            if get_broker(cluster).queue_size() >= 1:
+                continue
+        except Exception:  # a broker that cannot count: queue the nudge anyway
+            pass
+        async_task(RUN_GPU_WORKER, q_options={"task_name": f"gpu-worker-nudge-{node}", "cluster": cluster,
+                                              "timeout": settings.Q_CLUSTER["timeout"]})
 
 
 def ensure_schedule() -> None:
-    """A tick every minute, so pending work is never stranded when a nudge is lost."""
+    """A tick every minute on this node, so pending work is never stranded when a nudge is lost."""
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
-        name="gpu-worker-tick",
-        defaults={"func": RUN_GPU_WORKER, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+        name=f"gpu-worker-tick-{settings.GPU_NODE}",
+        defaults={"func": RUN_GPU_WORKER, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1,
+                  "cluster": cluster_for(settings.GPU_NODE)},
     )

@@ -90,6 +90,9 @@ PROFILES_FILE = Path(env_str("PROFILES_FILE", str(BASE_DIR / "profiles" / "batch
 WORKFLOWS_DIR = Path(env_str("WORKFLOWS_DIR", str(BASE_DIR / "workflows")))
 # How long one ComfyUI unit may take before the worker gives up waiting on it (seconds).
 UNIT_TIMEOUT = env_float("DGX_UNIT_TIMEOUT", 1800.0, minimum=1.0)
+# A node whose in-flight units have had no heartbeat for this long is taken for dead; the other
+# nodes reclaim its units (reconciling them with its ComfyUI when that still answers).
+NODE_STALE_SECONDS = env_float("DGX_NODE_STALE_SECONDS", 30.0, minimum=1.0)
 # Start the GPU worker with the queue paused (after a restart, look before anything runs).
 START_PAUSED = env_bool("DGX_START_PAUSED", False)
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after
@@ -110,8 +113,11 @@ else:
 # Tasks are cheap "claim and run the next unit" nudges; the rows hold the truth, the retries
 # and the attempt counts. See STACK-NOTES for why each value is what it is.
 _Q_TASK_TIMEOUT = int(UNIT_TIMEOUT) + 120
+# All nodes share the name (it salts the signed task payloads); each node has its own queue,
+# named after GPU_NODE, so a nudge reaches the node it is meant for.
 Q_CLUSTER = {
-    "name": env_str("Q_CLUSTER_NAME", "dgxpixels"),
+    "name": "dgxpixels",
+    "cluster_name": f"gpu-{GPU_NODE}",
     "workers": 1,
     "queue_limit": 1,
     "max_attempts": 1,

@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from django.db import connection
 
 from tests.processes import start_qcluster, start_simulator
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of this pytest run's own, so two runs on one machine never share a file."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    db.setdefault("TEST", {})
+    if db["ENGINE"].endswith("sqlite3"):
+        db["TEST"]["NAME"] = os.path.join(tempfile.gettempdir(), f"dgxpixels-test-{os.getpid()}.sqlite3")
+    else:
+        db["TEST"]["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
 
 
 @pytest.fixture

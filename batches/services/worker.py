@@ -34,7 +34,7 @@ from batches.comfyui import (
     EventStream,
 )
 from batches.models import Job, QueueControl, Unit, WorkerNode
-from batches.services import recording
+from batches.services import reclaim, recording
 from batches.services.events import publish
 
 log = logging.getLogger("batches.worker")
@@ -58,6 +58,8 @@ class GpuWorker:
         self.recorded = 0
         self._backoff = 0.5
         self._last_progress_write = 0.0
+        self._last_reclaim = 0.0
+        self._last_beat = 0.0
 
     # --- the loop ------------------------------------------------------------------------------
     def drain(self) -> int:
@@ -91,6 +93,7 @@ class GpuWorker:
     # --- claiming and submitting ---------------------------------------------------------------
     def _claim_and_submit(self) -> Unit | None:
         """Claim the next unit and hand it to ComfyUI; a unit it refuses fails and the next is tried."""
+        self._reclaim_stale()
         while True:
             unit = Unit.claim_next(node=self.node_name, comfyui_url=self.comfyui_url)
             if unit is None:
@@ -127,6 +130,15 @@ class GpuWorker:
         if self.stream is None:
             self.stream = self.client.events()
 
+    def _reclaim_stale(self) -> None:
+        """Take over units of nodes that stopped beating, reconciling them with their ComfyUI."""
+        now = time.monotonic()
+        if now - self._last_reclaim < 2.0:
+            return
+        self._last_reclaim = now
+        for unit in reclaim.stale_units(exclude_node=self.node_name):
+            reclaim.reclaim_unit(unit, node=self.node_name)
+
     # --- waiting on one unit -------------------------------------------------------------------
     def _await(self, unit: Unit) -> None:
         """Wait for `unit` to finish on ComfyUI and record it, watching the rows as it runs."""
@@ -136,6 +148,7 @@ class GpuWorker:
             if time.monotonic() - started > settings.UNIT_TIMEOUT:
                 self._retry_or_fail(unit, f"ComfyUI did not finish within {settings.UNIT_TIMEOUT:.0f}s")
                 return
+            self._heartbeat()
             self._handle_cancel(unit)
             if unit not in self.inflight:
                 return
@@ -150,7 +163,6 @@ class GpuWorker:
                     unreachable_grace=0.0,
                 )
             except ComfyUITimeout:
-                self._heartbeat()
                 continue
             except ComfyUIPromptLost as exc:
                 self._comfy_back()
@@ -221,7 +233,12 @@ class GpuWorker:
         """Interrupt our running unit or delete our queued ones whose job was cancelled/stopped."""
         handled = False
         for other in list(self.inflight):
-            status = Unit.objects.filter(pk=other.pk).values_list("status", flat=True).first()
+            status, owner = Unit.objects.filter(pk=other.pk).values_list("status", "node").first() or (None, None)
+            if owner != self.node_name:
+                # Another node took it over (we looked dead to it): stop caring, it reconciles.
+                log.warning("%s: %s was reclaimed by %s", self.node_name, other, owner)
+                self._drop(other)
+                continue
             job_status = Job.objects.filter(pk=other.job_id).values_list("status", flat=True).first()
             if status != Unit.Status.CANCELLED and job_status != Job.Status.CANCELLED:
                 continue
@@ -356,10 +373,15 @@ class GpuWorker:
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
 
     def _heartbeat(self) -> None:
+        """Tell the other nodes we are alive and still own our units in flight (throttled)."""
+        now = time.monotonic()
+        if now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
         self.node.beat()
         ids = [u.pk for u in self.inflight]
         if ids:
-            Unit.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now())
+            Unit.objects.filter(pk__in=ids, node=self.node_name).update(heartbeat_at=timezone.now())
 
 
 def drain(*, node: str | None = None, comfyui_url: str | None = None, time_budget: float = 600.0) -> int:
