@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: ./scripts/test.sh [pytest args]
-# Installs the pinned Python packages and Debian's Chromium (for the browser tests) when missing.
+#
+# Installs the pinned Python packages, and Debian's Chromium for the browser tests when missing.
+# Without arguments it runs two passes: everything on the embedded default (SQLite, ORM broker),
+# then the scale-out tests on PostgreSQL + Redis (TEST_DATABASE_URL, TEST_REDIS_URL; defaults
+# are this machine's services on 127.0.0.1). With arguments it runs `pytest ARGS` once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -13,4 +17,21 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is missing (sudo apt-get install chromium); browser tests will be skipped" >&2
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+PYTEST=(.venv/bin/python -m pytest)
+if [ $# -gt 0 ]; then
+  exec "${PYTEST[@]}" "$@"
+fi
+echo "== pass 1: embedded default (SQLite, ORM broker, in-process channel layer) =="
+"${PYTEST[@]}" -m "not services"
+echo "== pass 2: scale-out on PostgreSQL + Redis =="
+export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dgxpixels}
+export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+if ! .venv/bin/python scripts/services_up.py; then
+  if [ "${REQUIRE_SERVICES:-0}" = 1 ]; then
+    echo "REQUIRE_SERVICES=1 but PostgreSQL or Redis is not reachable (see above)" >&2
+    exit 1
+  fi
+  echo "Skipping the scale-out tests: PostgreSQL or Redis is not reachable (see above)."
+  exit 0
+fi
+"${PYTEST[@]}" -m services
