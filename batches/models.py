@@ -194,6 +194,7 @@ class Unit(models.Model):
     downgraded_from = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     error_details = models.JSONField(null=True, blank=True)
+    passed_over = models.PositiveIntegerField(default=0, help_text="Times model affinity let another unit go first.")
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(default=0)
 
@@ -207,6 +208,7 @@ class Unit(models.Model):
         indexes = [
             models.Index(fields=["status", "-priority", "id"], name="unit_claim_order"),
             models.Index(fields=["node", "status"], name="unit_node_inflight"),
+            models.Index(fields=["status", "priority", "checkpoint", "id"], name="unit_affinity"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="unit_unique_index_in_job"),
@@ -225,28 +227,36 @@ class Unit(models.Model):
         return range(self.first_sequence, self.first_sequence + self.batch_size)
 
     @classmethod
-    def claim_next(cls, *, node: str, comfyui_url: str) -> "Unit | None":
+    def claim_next(cls, *, node: str, comfyui_url: str, prefer_checkpoint: str = "",
+                   max_skips: int = 0) -> "Unit | None":
         """Claim the most urgent pending unit (FIFO within a priority) for `node`.
 
         A compare-and-set update: two nodes racing for one unit cannot both win, on SQLite or
-        PostgreSQL. Units of a job whose cancel has been requested are never claimed.
+        PostgreSQL. Units of a cancelled job are never claimed. Model affinity: with
+        `prefer_checkpoint` and `max_skips` > 0, a unit of the same priority that uses the
+        checkpoint already loaded may go first (no model swap on the GPU), but the unit whose FIFO
+        turn it is can be passed over at most `max_skips` times.
         """
+        pending = cls.objects.filter(status=cls.Status.PENDING).exclude(job__status=Job.Status.CANCELLED)
         for _ in range(20):
-            candidate = (
-                cls.objects.filter(status=cls.Status.PENDING)
-                .exclude(job__status=Job.Status.CANCELLED)
-                .order_by("-priority", "id")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if candidate is None:
+            head = pending.order_by("-priority", "id").values("pk", "priority", "checkpoint", "passed_over").first()
+            if head is None:
                 return None
+            candidate = head["pk"]
+            if (prefer_checkpoint and max_skips > 0 and head["checkpoint"] != prefer_checkpoint
+                    and head["passed_over"] < max_skips):
+                same_model = pending.filter(priority=head["priority"], checkpoint=prefer_checkpoint).order_by(
+                    "id").values_list("pk", flat=True).first()
+                if same_model is not None:
+                    candidate = same_model
             now = timezone.now()
             won = cls.objects.filter(pk=candidate, status=cls.Status.PENDING).update(
                 status=cls.Status.SUBMITTED, node=node, comfyui_url=comfyui_url, claimed_at=now,
                 heartbeat_at=now, attempts=F("attempts") + 1, error="",
             )
             if won:
+                if candidate != head["pk"]:
+                    cls.objects.filter(pk=head["pk"]).update(passed_over=F("passed_over") + 1)
                 return cls.objects.select_related("job").get(pk=candidate)
         return None
 

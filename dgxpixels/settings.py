@@ -93,6 +93,9 @@ UNIT_TIMEOUT = env_float("DGX_UNIT_TIMEOUT", 1800.0, minimum=1.0)
 # A node whose in-flight units have had no heartbeat for this long is taken for dead; the other
 # nodes reclaim its units (reconciling them with its ComfyUI when that still answers).
 NODE_STALE_SECONDS = env_float("DGX_NODE_STALE_SECONDS", 30.0, minimum=1.0)
+# Model affinity: a unit whose checkpoint is already loaded may overtake a unit of the same
+# priority that needs a model swap, at most this many times per unit (0 turns affinity off).
+AFFINITY_MAX_SKIPS = int(env_float("DGX_AFFINITY_MAX_SKIPS", 8, minimum=0))
 # Start the GPU worker with the queue paused (after a restart, look before anything runs).
 START_PAUSED = env_bool("DGX_START_PAUSED", False)
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after

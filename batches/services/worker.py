@@ -59,6 +59,7 @@ class GpuWorker:
         self._backoff = 0.5
         self._last_progress_write = 0.0
         self._last_reclaim = 0.0
+        self.last_checkpoint = ""
         self._last_beat = 0.0
 
     # --- the loop ------------------------------------------------------------------------------
@@ -95,7 +96,9 @@ class GpuWorker:
         """Claim the next unit and hand it to ComfyUI; a unit it refuses fails and the next is tried."""
         self._reclaim_stale()
         while True:
-            unit = Unit.claim_next(node=self.node_name, comfyui_url=self.comfyui_url)
+            unit = Unit.claim_next(node=self.node_name, comfyui_url=self.comfyui_url,
+                                   prefer_checkpoint=self.last_checkpoint,
+                                   max_skips=settings.AFFINITY_MAX_SKIPS)
             if unit is None:
                 return None
             if unit.job.mark_started():
@@ -106,6 +109,7 @@ class GpuWorker:
                 self._fail(unit, f"cannot build the workflow: {exc}")
                 continue
             unit.mark_submitted(graph)
+            self.last_checkpoint = unit.checkpoint
             self.inflight.append(unit)
             if self._submit(unit):
                 return unit
