@@ -16,7 +16,9 @@ from batches.services.stats import job_statistics, queue_statistics
 from batches.services.submission import job_submit
 
 
-def submit_job(*, owner, prompts, model=None, cfg_scale=None, workflow_path=None, **params) -> Job:
+def submit_job(*, owner, prompts, model=None, cfg_scale=None, workflow_path=None, count=None, **params) -> Job:
+    """The seed's submit_job: each prompt makes one batch (batch_size images) unless count says otherwise."""
+    params["count"] = count if count is not None else (params.get("batch_size") or 1)
     if workflow_path is not None:
         params["workflow"] = str(workflow_path)
     return job_submit(owner=owner, prompts=prompts, checkpoint=model, cfg=cfg_scale, **params)

@@ -64,6 +64,8 @@ BAD_INPUTS = [
     ({"priority": "asap"}, "priority", "unknown priority 'asap'"),
     ({"priority": "URGENTLY"}, "priority", "choose urgent, high, normal or low"),
     ({"workflow": "no_such_workflow"}, "workflow", "no_such_workflow"),
+    ({"sampler": "eulr"}, "sampler", "did you mean euler"),
+    ({"scheduler": "karas"}, "scheduler", "did you mean karras"),
     ({"workflow": "../dgxpixels/settings"}, "workflow", "settings"),
 ]
 
@@ -151,3 +153,33 @@ def test_unknown_checkpoint_and_lora_are_refused_when_comfyui_answers(owner, sim
     assert "missing.safetensors" in caught.value.errors["lora"][0]
     job = submit(owner, checkpoint="sd_xl_base_1.0.safetensors", lora="pixel_art_lora.safetensors", client=client)
     assert job.lora == "pixel_art_lora.safetensors"
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"nodes": [], "links": [], "version": 0.4}', "UI-format"),
+    ('{"3": {"class_type": "KSampler", "inputs": {}', "not valid JSON"),
+    ('{"1": {"inputs": {}}}', "class_type"),
+], ids=["ui-format", "broken-json", "no-class-type"])
+def test_a_workflow_that_is_not_an_api_format_graph_is_refused(owner, settings, tmp_path, content, words):
+    settings.WORKFLOWS_DIR = tmp_path
+    (tmp_path / "mine.json").write_text(content)
+    with pytest.raises(SubmissionError) as caught:
+        submit(owner, workflow="mine")
+    message = " ".join(caught.value.errors["workflow"])
+    assert "mine.json" in message and words in message, message
+    assert Job.objects.count() == 0
+
+
+def test_the_python_api_follows_the_seed_examples(owner):
+    from batches import api
+
+    job = api.submit_job(owner=owner, prompts=["pixel art warrior", "pixel art mage"], batch_size=4,
+                         priority="high", model="sd_xl_base_1.0.safetensors", steps=20, cfg_scale=8.0,
+                         client=None, wake=False)
+    assert (job.checkpoint, job.cfg, job.steps, job.priority_name) == ("sd_xl_base_1.0.safetensors", 8.0, 20, "high")
+    assert api.get_job(job.pk).progress == 0.0
+    assert api.get_progress(job.pk)["images_planned"] == 8
+    stats = api.get_statistics()
+    assert stats["queue_size"] == 2 and stats["active_jobs"] == 1 and stats["throughput_per_minute"] == 0.0
+    assert api.cancel_job(job.pk, by="me")
+    assert api.get_job(job.pk).status == Job.Status.CANCELLED

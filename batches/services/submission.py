@@ -1,6 +1,7 @@
 """Submitting a job: validate everything first, then write the job and its units in one go."""
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import random
@@ -125,7 +126,7 @@ def _available(kind: str, client) -> list[str] | None:
     if hit and time.monotonic() - hit[0] < 30:
         return hit[1]
     try:
-        values = client.checkpoints() if kind == "checkpoints" else client.loras()
+        values = getattr(client, kind)()
     except Exception as exc:  # unreachable ComfyUI must not block submission
         log.info("could not list %s from ComfyUI: %s", kind, exc)
         return None
@@ -269,6 +270,19 @@ def job_submit(
         offered = _available("loras", client)
         if offered is not None and lora not in offered:
             check.add("lora", f"ComfyUI has no LoRA {lora!r}: choose one of {', '.join(offered) or '(none installed)'}")
+
+    from batches.profiles import SAMPLERS, SCHEDULERS
+
+    for label, value, kind, known in (("sampler", sampler, "samplers", SAMPLERS),
+                                      ("scheduler", scheduler, "schedulers", SCHEDULERS)):
+        if not value:
+            continue
+        offered = _available(kind, client)
+        choices = set(offered) if offered is not None else known
+        if value not in choices:
+            close = difflib.get_close_matches(value, sorted(choices), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"see {kind} in ComfyUI"
+            check.add(label, f"unknown {label} {value!r}: {hint}")
 
     batch_v = batch_n or (prof.batch_size if prof else None)
     values = {
