@@ -1,13 +1,7 @@
 """ComfyUI client: HTTP routes, the /ws event stream, waiting for prompts, and its errors."""
-from .client import (
-    ComfyUIClient,
-    Event,
-    EventStream,
-    HistoryEntry,
-    ImageRef,
-    QueueState,
-    Submitted,
-)
+from .client import ComfyUIClient
+from .events import EventStream
+from .types import Event, HistoryEntry, ImageRef, QueueState, Submitted
 from .errors import (
     ComfyUIBadResponse,
     ComfyUIError,
