@@ -338,6 +338,7 @@ class Image(models.Model):
             models.Index(fields=["-id"], name="image_newest"),
             models.Index(fields=["job", "sequence"], name="image_job_order"),
             models.Index(fields=["review", "-id"], name="image_review_newest"),
+            models.Index(fields=["job", "-id"], name="image_job_newest"),  # gallery filtered by job
         ]
 
     def __str__(self) -> str:

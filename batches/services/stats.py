@@ -1,8 +1,9 @@
 """The seed's get_statistics, from the rows: throughput, generation times, queue size, active jobs."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, Sum
 from django.utils import timezone
@@ -64,3 +65,101 @@ def job_statistics(job: Job) -> dict:
         "images_per_minute": round(job.images_per_minute(), 2),
         "eta_seconds": round(eta.total_seconds(), 1) if eta else None,
     }
+
+
+# --- The statistics page: throughput series and small charts --------------------------------
+
+WINDOWS = {1: 1, 6: 5, 24: 15}  # hours shown -> minutes per bar
+
+
+def throughput_series(*, hours: int = 6, now: datetime | None = None) -> dict:
+    """Images made per minute in each bucket over the last `hours`, oldest first."""
+    hours = hours if hours in WINDOWS else 6
+    bucket = WINDOWS[hours]
+    now = now or timezone.now()
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    end += timedelta(minutes=(-end.minute) % bucket)
+    count = hours * 60 // bucket
+    start = end - timedelta(minutes=bucket * count)
+    counts = [0] * count
+    for created in Image.objects.filter(created_at__gte=start, created_at__lt=end).values_list("created_at", flat=True).iterator():
+        index = int((created - start).total_seconds() // (bucket * 60))
+        if 0 <= index < count:
+            counts[index] += 1
+    buckets = [
+        {"start": start + timedelta(minutes=bucket * i), "images": n, "per_minute": n / bucket}
+        for i, n in enumerate(counts)
+    ]
+    return {"hours": hours, "bucket_minutes": bucket, "start": start, "end": end, "buckets": buckets,
+            "total": sum(counts), "peak": max((b["per_minute"] for b in buckets), default=0.0)}
+
+
+def _nice_ceiling(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        nice = step * 10 ** exponent
+        if nice >= value:
+            return nice
+    return 10 ** (exponent + 1)
+
+
+def bar_chart(series: dict, *, width: int = 960, height: int = 240) -> dict:
+    """Geometry of the throughput chart for an inline SVG (no chart library, no JavaScript)."""
+    left, right, top, bottom = 44, 8, 12, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    buckets = series["buckets"]
+    y_max = _nice_ceiling(series["peak"])
+    slot = plot_w / max(len(buckets), 1)
+    bars = []
+    label_every = max(1, len(buckets) // 8)
+    for i, b in enumerate(buckets):
+        h = plot_h * b["per_minute"] / y_max
+        local = timezone.localtime(b["start"])
+        bars.append({
+            "x": round(left + i * slot + slot * 0.12, 2), "w": round(slot * 0.76, 2),
+            "y": round(top + plot_h - h, 2), "h": round(h, 2),
+            "title": f"{local:%H:%M}: {b['images']} image{'s' if b['images'] != 1 else ''} "
+                     f"({b['per_minute']:.2f}/min)",
+            "label": f"{local:%H:%M}" if i % label_every == 0 else "",
+            "label_x": round(left + i * slot + slot / 2, 2),
+        })
+    grid = [{"y": round(top + plot_h - plot_h * f, 2), "value": f"{y_max * f:g}"} for f in (0, 0.25, 0.5, 0.75, 1)]
+    return {"width": width, "height": height, "bars": bars, "grid": grid, "left": left,
+            "right": width - right, "axis_y": top + plot_h, "label_y": height - 8, "y_max": y_max}
+
+
+def sparkline(values: list[float], *, width: int = 300, height: int = 48) -> dict:
+    """A polyline for the last generation times (oldest on the left)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"points": "", "width": width, "height": height, "max": 0, "min": 0}
+    peak = max(values) or 1.0
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (height - 4) * v / peak:.1f}" for i, v in enumerate(values))
+    return {"points": points, "width": width, "height": height, "max": max(values), "min": min(values)}
+
+
+def outcome_counts() -> dict:
+    """Success and failure, by jobs, units and images."""
+    jobs = dict(Job.objects.order_by().values_list("status").annotate(n=Count("id")))
+    units = dict(Unit.objects.order_by().values_list("status").annotate(n=Count("id")))
+    images = Job.objects.aggregate(done=Sum("images_done"), failed=Sum("images_failed"))
+    reviews = dict(Image.objects.order_by().values_list("review").annotate(n=Count("id")))
+    return {
+        "jobs": [(s.label, jobs.get(s.value, 0), s.value) for s in Job.Status],
+        "units": [(s.label, units.get(s.value, 0), s.value) for s in Unit.Status],
+        "images_done": images["done"] or 0,
+        "images_failed": images["failed"] or 0,
+        "reviews": [(r.label, reviews.get(r.value, 0), r.value) for r in Image.Review],
+    }
+
+
+def profile_table(by_profile: dict) -> list[dict]:
+    """queue_statistics' nested {profile: {batch size: row}} as flat, sorted table rows."""
+    return [
+        {"profile": profile, "batch_size": size, **row}
+        for profile, sizes in sorted(by_profile.items())
+        for size, row in sorted(sizes.items())
+    ]

@@ -321,11 +321,20 @@ def job_submit(
                             else strength_n if strength_n is not None else 1.0),
         base_seed=seed_n, priority=priority_v, **values,
     )
+    _announce(job)
     if wake:
         from batches.tasks import wake_workers
 
         transaction.on_commit(wake_workers)
     return job
+
+
+def _announce(job: Job) -> None:
+    """Every door (form, CLI, admin, API) tells the live pages about a new job the same way."""
+    from batches.services.events import publish
+
+    publish("job_queued", job_id=job.pk, owner=job.owner.get_username(), priority=job.priority_name,
+            images_planned=job.images_planned)
 
 
 def _workflow_checkpoint(graph: dict) -> str | None:

@@ -1,7 +1,21 @@
+"""Submitting and watching jobs, the queue's controls, and the image files."""
 from django.urls import path
 
-from batches.views import home
+from batches.views import images, jobs, queue
 
 urlpatterns = [
-    path("", home.home, name="home"),
+    path("", queue.queue_page, name="queue"),
+    path("queue/pause/", queue.queue_pause, name="queue-pause"),
+    path("queue/resume/", queue.queue_resume, name="queue-resume"),
+    path("queue/cancel-queued/", queue.queue_cancel_queued, name="queue-cancel-queued"),
+    path("jobs/new/", jobs.job_new, name="job-new"),
+    path("jobs/<int:job_id>/", jobs.job_detail, name="job-detail"),
+    path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/stop/", jobs.job_stop, name="job-stop"),
+    path("jobs/<int:job_id>/retry/", jobs.job_retry, name="job-retry"),
+    path("jobs/<int:job_id>/requeue/", jobs.job_requeue, name="job-requeue"),
+    path("jobs/<int:job_id>/priority/", jobs.job_priority, name="job-priority"),
+    path("images/<int:image_id>/", images.image_file, name="image-file"),
+    path("images/<int:image_id>/thumb/", images.image_thumb, name="image-thumb"),
+    path("images/<int:image_id>/metadata/", images.image_metadata, name="image-metadata"),
 ]

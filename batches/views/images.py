@@ -1,0 +1,68 @@
+"""Generated images, served to signed-in users by the image's id (never a path in the URL)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+
+from batches.services.outputs import resolve
+from batches.views.access import get_image_for_user
+
+# The files never change once written (written atomically, named by sequence and seed).
+CACHE_CONTROL = "private, max-age=86400"
+
+
+def _file(relative: str, content_type: str, *, download: bool = False) -> FileResponse:
+    if not relative:
+        raise Http404("no such file")
+    try:
+        path = resolve(relative)
+    except ValueError:  # a stored path that points outside OUTPUT_ROOT: never serve it
+        raise Http404("no such file") from None
+    if not path.is_file():
+        raise Http404("the file is missing from the output folder")
+    response = FileResponse(path.open("rb"), content_type=content_type, as_attachment=download,
+                            filename=Path(relative).name)
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def _download(request: HttpRequest) -> bool:
+    return request.GET.get("download") in ("1", "true", "yes")
+
+
+@login_required
+def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The full PNG; `?download=1` sends it as an attachment."""
+    image = get_image_for_user(request, image_id)
+    return _file(image.file_path, "image/png", download=_download(request))
+
+
+@login_required
+def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
+    image = get_image_for_user(request, image_id)
+    if image.thumb_path:
+        try:
+            return _file(image.thumb_path, "image/png")
+        except Http404:  # a thumbnail lost or never written: the full image still shows
+            pass
+    return _file(image.file_path, "image/png")
+
+
+@login_required
+def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The image's metadata JSON as written next to it; the stored copy if the file is gone."""
+    image = get_image_for_user(request, image_id)
+    if image.metadata_path:
+        try:
+            return _file(image.metadata_path, "application/json", download=_download(request))
+        except Http404:
+            if not image.metadata:
+                raise
+    if not image.metadata:
+        raise Http404("this image has no metadata")
+    response = JsonResponse(image.metadata, json_dumps_params={"indent": 2})
+    if _download(request):
+        response["Content-Disposition"] = f'attachment; filename="sprite_{image.sequence:04d}.json"'
+    return response

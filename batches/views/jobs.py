@@ -1,0 +1,143 @@
+"""Submitting a job, the job page, and what an owner (or staff) can do to a job."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from batches.forms import JobForm, initial_from_job
+from batches.models import Job, Priority, Unit
+from batches.services import control
+from batches.services.outputs import job_parameters
+from batches.views.access import can_change, get_job_for_user
+from batches.views.queue import latest_event_id
+from batches.views.responses import action_done
+
+IMAGES_ON_PAGE = 120  # newest first; the gallery pages through the rest
+FAILED_UNITS_SHOWN = 50
+UNIT_STRIP_LIMIT = 2000
+
+
+@login_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = JobForm(request.POST, request.FILES)
+        job = form.submit(owner=request.user)
+        if job is not None:
+            messages.success(request, f"Job {job.pk} queued: {job.images_planned} images.")
+            return redirect("job-detail", job_id=job.pk)
+        status = 400
+    else:
+        initial = {}
+        source = request.GET.get("from", "")
+        if source.isdigit():
+            initial = initial_from_job(get_job_for_user(request, int(source)))
+        form = JobForm(initial=initial)
+        status = 200
+    return render(request, "batches/job_form.html", {"form": form}, status=status)
+
+
+def _state_context(request: HttpRequest, job: Job) -> dict:
+    counts = dict(job.units.values_list("status").annotate(n=Count("id")))
+    running = job.units.filter(status=Unit.Status.RUNNING).order_by("started_at").first()
+    failed = list(job.units.filter(status=Unit.Status.FAILED).order_by("index")[:FAILED_UNITS_SHOWN])
+    strip = list(job.units.order_by("index").values("pk", "index", "status", "batch_size", "prompt")
+                 [:UNIT_STRIP_LIMIT])
+    job.user_can_change = can_change(request.user, job)
+    return {
+        "job": job,
+        "user_can_change": job.user_can_change,
+        "unit_counts": counts,
+        "units_total": sum(counts.values()),
+        "running_unit": running,
+        "failed_units": failed,
+        "failed_total": counts.get(Unit.Status.FAILED, 0),
+        "unit_strip": strip,
+        "priorities": [p.label for p in sorted(Priority, reverse=True)],
+    }
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request, job_id)
+    part = request.GET.get("partial")
+    if part == "state":
+        return render(request, "batches/_job_state.html", _state_context(request, job))
+    images = job.images.order_by("-id")
+    if part == "images":
+        after = request.GET.get("after", "")
+        if after.isdigit():
+            images = images.filter(pk__gt=int(after))
+        return render(request, "batches/_job_images.html", {"job": job, "images": images[:IMAGES_ON_PAGE]})
+    ctx = _state_context(request, job)
+    ctx.update(
+        images=images[:IMAGES_ON_PAGE],
+        images_more=max(0, job.images_done - IMAGES_ON_PAGE),
+        params=job_parameters(job),
+        since=latest_event_id(),
+    )
+    return render(request, "batches/job_detail.html", ctx)
+
+
+def _job_url(job: Job) -> str:
+    return reverse("job-detail", args=[job.pk])
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request, job_id, change=True)
+    if control.job_cancel(job, by=request.user.get_username()):
+        return action_done(request, f"Job {job.pk} cancelled.", default=_job_url(job))
+    return action_done(request, f"Job {job.pk} had already finished.", default=_job_url(job), ok=False)
+
+
+@login_required
+@require_POST
+def job_stop(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request, job_id, change=True)
+    n = control.job_stop_after_current(job, by=request.user.get_username())
+    return action_done(request, f"Job {job.pk} stops after the unit that is running ({n} units not started "
+                                f"were cancelled).", default=_job_url(job))
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request, job_id, change=True)
+    n = control.job_retry_failed(job, by=request.user.get_username())
+    if not n:
+        return action_done(request, f"Job {job.pk} has no failed units to retry.", default=_job_url(job), ok=False)
+    return action_done(request, f"{n} failed unit{'s' if n != 1 else ''} of job {job.pk} back in the queue.",
+                       default=_job_url(job))
+
+
+@login_required
+@require_POST
+def job_requeue(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A new job with the same parameters, owned by the original job's owner."""
+    job = get_job_for_user(request, job_id, change=True)
+    try:
+        new = control.job_requeue(job)
+    except ValueError as exc:  # SubmissionError: a workflow or profile changed since
+        return action_done(request, f"Job {job.pk} cannot be requeued: {exc}", default=_job_url(job), ok=False)
+    return action_done(request, f"Job {job.pk} requeued as job {new.pk}.", default=_job_url(new),
+                       redirect_to=_job_url(new))
+
+
+@login_required
+@require_POST
+def job_priority(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_job_for_user(request, job_id, change=True)
+    name = request.POST.get("priority", "")
+    try:
+        Priority.from_name(name)
+    except ValueError:
+        return action_done(request, f"Unknown priority {name!r}: choose urgent, high, normal or low.",
+                           default=_job_url(job), ok=False)
+    control.job_set_priority(job, name, by=request.user.get_username())
+    return action_done(request, f"Job {job.pk} is now {name.lower()} priority.", default=_job_url(job))

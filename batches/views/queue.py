@@ -1,0 +1,164 @@
+"""The queue page: what runs, what waits, the GPU workers' state, and the queue-wide controls."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Count, F, IntegerField, Value, When
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from batches.models import Event, Image, Job, QueueControl, Unit, WorkerNode
+from batches.services import control
+from batches.views.access import can_change
+from batches.views.responses import action_done
+
+ACTIVE_LIMIT = 200  # rows on the page; a longer queue says how many more wait
+RECENT_LIMIT = 12
+STALE_HEARTBEAT = timedelta(seconds=90)
+
+PARTIALS = {
+    "rows": "batches/_queue_rows.html",
+    "worker": "batches/_worker_state.html",
+    "recent": "batches/_recent_jobs.html",
+}
+
+
+def latest_event_id() -> int:
+    """Where a page's socket starts: it asks for everything after the state it was rendered from."""
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def active_jobs(user) -> tuple[list[Job], int]:
+    """Running jobs first, then queued ones in the order the workers will claim them."""
+    jobs = (
+        Job.objects.filter(status__in=Job.ACTIVE)
+        .select_related("owner")
+        .annotate(
+            running_first=Case(When(status=Job.Status.RUNNING, then=Value(0)), default=Value(1),
+                               output_field=IntegerField()),
+            units_total=Count("units"),
+        )
+        .order_by("running_first", "-priority", "id")
+    )
+    total = Job.objects.filter(status__in=Job.ACTIVE).count()
+    jobs = list(jobs[:ACTIVE_LIMIT])
+    running = {
+        u.job_id: u
+        for u in Unit.objects.filter(job__in=[j.pk for j in jobs if j.status == Job.Status.RUNNING],
+                                     status=Unit.Status.RUNNING).order_by("started_at")
+    }
+    for job in jobs:
+        job.running_unit = running.get(job.pk)
+        job.user_can_change = can_change(user, job)
+    return jobs, max(0, total - len(jobs))
+
+
+def recent_jobs(user) -> list[Job]:
+    jobs = list(
+        Job.objects.filter(status__in=Job.FINISHED).select_related("owner")
+        .order_by(F("finished_at").desc(nulls_first=True), "-id")[:RECENT_LIMIT]
+    )
+    for job in jobs:
+        job.user_can_change = can_change(user, job)
+    return jobs
+
+
+def recent_rate() -> float:
+    """Images per minute over the last 50 images, if they were made in the last ten minutes."""
+    now = timezone.now()
+    times = list(Image.objects.order_by("-id").values_list("created_at", flat=True)[:50])
+    if len(times) < 2 or now - times[0] > timedelta(minutes=10):
+        return 0.0
+    span = (times[0] - times[-1]).total_seconds()
+    return (len(times) - 1) * 60.0 / span if span > 0 else 0.0
+
+
+def worker_state(user) -> dict:
+    now = timezone.now()
+    control_row = QueueControl.objects.filter(pk=1).first()
+    nodes = list(WorkerNode.objects.select_related("current_unit", "current_unit__job").order_by("name"))
+    for node in nodes:
+        unit = node.current_unit
+        node.busy_unit = unit if unit is not None and unit.status in Unit.IN_FLIGHT else None
+        node.stale = bool(node.heartbeat_at and node.busy_unit and now - node.heartbeat_at > STALE_HEARTBEAT)
+    remaining = sum(
+        max(0, planned - done - failed)
+        for planned, done, failed in Job.objects.filter(status__in=Job.ACTIVE)
+        .values_list("images_planned", "images_done", "images_failed")
+    )
+    paused = bool(control_row and control_row.paused)
+    rate = recent_rate()
+    queued = Job.objects.filter(status=Job.Status.QUEUED)
+    return {
+        "paused": paused,
+        "paused_at": control_row.paused_at if paused else None,
+        "paused_by": control_row.paused_by if paused else "",
+        "nodes": nodes,
+        "unreachable": [n for n in nodes if not n.comfyui_ok],
+        "busy": any(n.busy_unit for n in nodes),
+        "images_remaining": remaining,
+        "rate": rate,
+        "queue_eta": timedelta(minutes=remaining / rate) if rate > 0 and remaining and not paused else None,
+        "units_pending": Unit.objects.filter(status=Unit.Status.PENDING).count(),
+        # What "cancel all queued" would touch for this user: everyone's for staff, else their own.
+        "cancellable": queued.count() if user.is_staff else queued.filter(owner=user).count(),
+    }
+
+
+def _context(request: HttpRequest, part: str | None = None) -> dict:
+    ctx: dict = {}
+    if part in (None, "rows"):
+        ctx["jobs"], ctx["more_jobs"] = active_jobs(request.user)
+    if part in (None, "worker"):
+        ctx["worker"] = worker_state(request.user)
+    if part in (None, "recent"):
+        ctx["recent"] = recent_jobs(request.user)
+    return ctx
+
+
+@login_required
+def queue_page(request: HttpRequest) -> HttpResponse:
+    part = request.GET.get("partial")
+    if part in PARTIALS:
+        return render(request, PARTIALS[part], _context(request, part))
+    ctx = _context(request)
+    ctx["since"] = latest_event_id()
+    return render(request, "batches/queue.html", ctx)
+
+
+def _staff_only(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("only staff may pause or resume the whole queue")
+
+
+@login_required
+@require_POST
+def queue_pause(request: HttpRequest) -> HttpResponse:
+    _staff_only(request)
+    control.queue_pause(by=request.user.get_username())
+    return action_done(request, "Queue paused: the running unit finishes, nothing new starts.", default="/")
+
+
+@login_required
+@require_POST
+def queue_resume(request: HttpRequest) -> HttpResponse:
+    _staff_only(request)
+    control.queue_resume(by=request.user.get_username())
+    return action_done(request, "Queue resumed.", default="/")
+
+
+@login_required
+@require_POST
+def queue_cancel_queued(request: HttpRequest) -> HttpResponse:
+    """Staff cancel every job that has not started; anyone else cancels their own."""
+    by = request.user.get_username()
+    if request.user.is_staff:
+        n = control.cancel_all_queued(by=by)
+    else:
+        n = sum(control.job_cancel(job, by=by)
+                for job in Job.objects.filter(status=Job.Status.QUEUED, owner=request.user))
+    return action_done(request, f"Cancelled {n} queued job{'s' if n != 1 else ''}.", default="/")

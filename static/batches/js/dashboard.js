@@ -1,0 +1,186 @@
+/* Shared page helpers (no build step, no libraries):
+ *   DGX.toast(text, kind)              a short message in the corner
+ *   DGX.partials(url)                  refresh("rows", ...) fetches url?partial=NAME into [data-partial=NAME]
+ *   DGX.keys({n: fn, ...})             single-key shortcuts, ignored while typing
+ *   DGX.duration(seconds), DGX.rate(startedIso, done)
+ * Forms with data-enhance are POSTed with fetch (they work without JS too); data-confirm asks
+ * first; a select with data-autosubmit submits its form on change. After an enhanced action the
+ * document receives a "dgx:action" event.
+ */
+(function () {
+  "use strict";
+  var DGX = (window.DGX = window.DGX || {});
+  document.documentElement.classList.add("js");
+
+  var toasts = function () { return document.getElementById("toasts"); };
+
+  DGX.toast = function (text, kind) {
+    var box = toasts();
+    if (!box || !text) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (kind || "info");
+    el.setAttribute("role", kind === "error" ? "alert" : "status");
+    el.textContent = text;
+    box.appendChild(el);
+    setTimeout(function () { el.classList.add("toast-out"); setTimeout(function () { el.remove(); }, 400); }, 5000);
+  };
+  document.addEventListener("DOMContentLoaded", function () {
+    var box = toasts();
+    if (!box) return;
+    Array.prototype.forEach.call(box.children, function (el) {
+      setTimeout(function () { el.classList.add("toast-out"); setTimeout(function () { el.remove(); }, 400); }, 6000);
+    });
+  });
+
+  DGX.duration = function (seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
+    seconds = Math.max(0, Math.round(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    var pad = function (n) { return n < 10 ? "0" + n : String(n); };
+    if (h) return h + "h " + pad(m) + "m";
+    if (m) return m + "m " + pad(s) + "s";
+    return s + "s";
+  };
+
+  /* Images per minute since the job started: the same formula as Job.images_per_minute(). */
+  DGX.rate = function (startedIso, done) {
+    if (!startedIso || !done) return 0;
+    var seconds = (Date.now() - Date.parse(startedIso)) / 1000;
+    return seconds > 0 ? (done * 60) / seconds : 0;
+  };
+
+  function setField(root, name, value) {
+    root.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = value; });
+  }
+  DGX.setField = setField;
+
+  /* Update a job's progress in place: `el` carries data-planned/-done/-failed/-started/-status. */
+  DGX.setProgress = function (el, counts) {
+    if (!el) return;
+    ["done", "failed", "planned"].forEach(function (key) {
+      if (counts[key] !== undefined && counts[key] !== null) el.dataset[key] = counts[key];
+    });
+    var done = Number(el.dataset.done) || 0, failed = Number(el.dataset.failed) || 0;
+    var planned = Number(el.dataset.planned) || 0;
+    setField(el, "done", done);
+    setField(el, "failed", failed);
+    setField(el, "planned", planned);
+    var pct = function (n) { return planned ? Math.min(100, (100 * n) / planned).toFixed(1) + "%" : "0%"; };
+    var bar = el.querySelector('[data-bar="done"]');
+    if (bar) bar.style.width = pct(done);
+    var fbar = el.querySelector('[data-bar="failed"]');
+    if (fbar) fbar.style.width = pct(failed);
+    var pb = el.querySelector('[role="progressbar"]');
+    if (pb) pb.setAttribute("aria-valuenow", planned ? ((100 * (done + failed)) / planned).toFixed(1) : "0");
+    var fc = el.querySelector(".failed-count");
+    if (fc) fc.classList.toggle("is-hidden", !failed);
+    DGX.setRate(el);
+  };
+
+  DGX.setRate = function (el) {
+    var active = el.dataset.status === "running" || el.dataset.status === "queued";
+    var done = Number(el.dataset.done) || 0, failed = Number(el.dataset.failed) || 0;
+    var rate = DGX.rate(el.dataset.started, done);
+    setField(el, "rate", rate > 0 ? rate.toFixed(1) : "—");
+    var left = (Number(el.dataset.planned) || 0) - done - failed;
+    setField(el, "eta", active && rate > 0 ? DGX.duration((left / rate) * 60) : "—");
+  };
+
+  /* Step progress of a running unit, wherever it is shown; false when it is not on the page. */
+  DGX.setStep = function (unitId, value, max) {
+    var found = false;
+    document.querySelectorAll('[data-step-unit="' + unitId + '"]').forEach(function (el) {
+      found = true;
+      setField(el, "step", value);
+      setField(el, "steps", max);
+      var bar = el.querySelector(".bar-step");
+      if (bar) bar.style.width = (max ? Math.min(100, (100 * value) / max) : 0).toFixed(1) + "%";
+      var pb = el.querySelector('[role="progressbar"]');
+      if (pb) { pb.setAttribute("aria-valuenow", value); pb.setAttribute("aria-valuemax", max); }
+    });
+    return found;
+  };
+
+  DGX.partials = function (baseUrl) {
+    var pending = new Set();
+    var timer = null;
+    var inflight = false;
+    function run() {
+      timer = null;
+      if (inflight) { timer = setTimeout(run, 150); return; }
+      var names = Array.from(pending);
+      pending.clear();
+      inflight = true;
+      Promise.all(names.map(function (name) {
+        var target = document.querySelector('[data-partial="' + name + '"]');
+        if (!target) return null;
+        var sep = baseUrl.indexOf("?") >= 0 ? "&" : "?";
+        return fetch(baseUrl + sep + "partial=" + encodeURIComponent(name), {
+          credentials: "same-origin", headers: { "X-Requested-With": "fetch" },
+        }).then(function (r) {
+          if (r.redirected && r.url.indexOf("/accounts/login/") >= 0) { location.href = r.url; return; }
+          if (!r.ok) throw new Error(r.status);
+          return r.text();
+        }).then(function (html) {
+          if (typeof html !== "string") return;
+          // Keep an open priority menu and focus where the user left them.
+          if (target.contains(document.activeElement) && document.activeElement.tagName === "SELECT") return;
+          target.innerHTML = html;
+          target.dispatchEvent(new CustomEvent("dgx:swapped", { bubbles: true, detail: { name: name } }));
+        });
+      })).catch(function (err) { console.warn("partial refresh failed", err); })
+        .finally(function () { inflight = false; });
+    }
+    return {
+      refresh: function () {
+        for (var i = 0; i < arguments.length; i++) pending.add(arguments[i]);
+        if (!timer) timer = setTimeout(run, 120);
+      },
+    };
+  };
+
+  DGX.keys = function (map) {
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+      var t = event.target;
+      if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+      var fn = map[event.key];
+      if (fn) { event.preventDefault(); fn(event); }
+    });
+  };
+
+  // Confirmations (with or without enhancement).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
+    if (!form.hasAttribute("data-enhance")) return;
+    event.preventDefault();
+    var buttons = form.querySelectorAll("button");
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(form.action, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch", Accept: "application/json" },
+    }).then(function (r) {
+      if (r.redirected && r.url.indexOf("/accounts/login/") >= 0) { location.href = r.url; return null; }
+      if (r.status === 403) return { ok: false, message: "Not allowed: only the job's owner or staff may do that." };
+      return r.json().catch(function () { return { ok: r.ok, message: r.ok ? "" : "The server answered " + r.status + "." }; });
+    }).then(function (data) {
+      if (!data) return;
+      if (data.redirect) { location.href = data.redirect; return; }
+      DGX.toast(data.message, data.ok ? "success" : "error");
+      document.dispatchEvent(new CustomEvent("dgx:action", { detail: { form: form, data: data } }));
+    }).catch(function () {
+      DGX.toast("Could not reach the server; try again.", "error");
+    }).finally(function () {
+      buttons.forEach(function (b) { b.disabled = false; });
+    });
+  }, true);
+
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
+      if (el.form.requestSubmit) el.form.requestSubmit(); else el.form.submit();
+    }
+  });
+})();

@@ -1,0 +1,98 @@
+/* The job page, live: the progress bar and step counter move in place, new images are fetched
+ * (only those after the newest shown) and put first, and anything else re-renders the job's
+ * state partial, the template that drew it. */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("job-config").textContent);
+  var base = "/jobs/" + config.job + "/";
+  var parts = DGX.partials(base);
+  var tiles = document.getElementById("job-images");
+  var imagesTimer = null;
+  var imagesBusy = false;
+  var askedFor = new Set();
+
+  function card() { return document.getElementById("job-progress"); }
+
+  function newestShown() {
+    var max = 0;
+    tiles.querySelectorAll("[data-image]").forEach(function (el) { max = Math.max(max, Number(el.dataset.image)); });
+    return max;
+  }
+
+  function fetchImages() {
+    imagesTimer = null;
+    if (imagesBusy) { imagesTimer = setTimeout(fetchImages, 200); return; }
+    imagesBusy = true;
+    fetch(base + "?partial=images&after=" + newestShown(), {
+      credentials: "same-origin", headers: { "X-Requested-With": "fetch" },
+    }).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
+      if (!html.trim()) return;
+      var holder = document.createElement("div");
+      holder.innerHTML = html;
+      var fresh = Array.prototype.filter.call(holder.children, function (el) {
+        return !tiles.querySelector('[data-image="' + el.dataset.image + '"]');
+      });
+      for (var i = fresh.length - 1; i >= 0; i--) {
+        fresh[i].classList.add("tile-new");
+        tiles.insertBefore(fresh[i], tiles.firstChild);
+      }
+      var empty = document.querySelector(".empty-images");
+      if (empty) empty.hidden = tiles.children.length > 0;
+    }).finally(function () { imagesBusy = false; });
+  }
+
+  function moreImages() { if (!imagesTimer) imagesTimer = setTimeout(fetchImages, 150); }
+
+  var on = {
+    progress: function (d) {
+      if (!DGX.setStep(d.unit, d.value, d.max) && !askedFor.has(d.unit)) {
+        askedFor.add(d.unit);
+        parts.refresh("state");
+      }
+    },
+    image_saved: function () {
+      var c = card();
+      if (c) DGX.setProgress(c, { done: (Number(c.dataset.done) || 0) + 1 });
+      DGX.setField(document, "done", card() ? card().dataset.done : "");
+      moreImages();
+    },
+    job_progress: function (d) {
+      DGX.setProgress(card(), { done: d.images_done, failed: d.images_failed, planned: d.images_planned });
+      DGX.setField(document, "done", d.images_done);
+    },
+    "*": function (d, m) {
+      if (["progress", "image_saved", "job_progress"].indexOf(m.kind) < 0) parts.refresh("state");
+    },
+  };
+
+  DGX.live(config.socket, {
+    since: config.since,
+    on: on,
+    onOpen: function (reconnected) { if (reconnected) { parts.refresh("state"); moreImages(); } },
+  });
+  document.addEventListener("dgx:action", function () { parts.refresh("state"); });
+
+  setInterval(function () { var c = card(); if (c && c.dataset.status === "running") DGX.setRate(c); }, 5000);
+
+  // Thumbnail size: integer steps keep pixels square.
+  function zoom(n) {
+    tiles.classList.remove("zoom-1", "zoom-2", "zoom-3");
+    tiles.classList.add("zoom-" + n);
+    document.querySelectorAll("[data-zoom]").forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.zoom === String(n))); });
+    try { localStorage.setItem("dgx.jobZoom", n); } catch (e) { /* private mode */ }
+  }
+  document.querySelectorAll("[data-zoom]").forEach(function (b) { b.addEventListener("click", function () { zoom(b.dataset.zoom); }); });
+  try { var saved = localStorage.getItem("dgx.jobZoom"); if (saved) zoom(saved); } catch (e) { /* ignore */ }
+
+  function press(selector) {
+    var b = document.querySelector(selector);
+    if (b) b.click();
+  }
+  DGX.keys({
+    q: function () { location.href = "/"; },
+    n: function () { location.href = "/jobs/new/"; },
+    s: function () { press('#job-state form[action$="/stop/"] button'); },
+    x: function () { press('#job-state form[action$="/cancel/"] button'); },
+    "1": function () { zoom(1); }, "2": function () { zoom(2); }, "3": function () { zoom(3); },
+  });
+})();

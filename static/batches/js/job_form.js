@@ -1,0 +1,81 @@
+/* The submission form: a profile fills in its defaults (still editable), a summary counts what
+ * will be made, Ctrl+Enter submits. The server checks everything; this only helps. */
+(function () {
+  "use strict";
+  var form = document.getElementById("job-form");
+  if (!form) return;
+  var profile = form.elements.profile;
+  var defaults = {};
+  try { defaults = JSON.parse(profile.dataset.defaults || "{}"); } catch (e) { defaults = {}; }
+  var FIELDS = ["batch_size", "steps", "cfg", "sampler", "scheduler", "width", "height"];
+  var description = document.getElementById("profile-description");
+  var summary = document.getElementById("job-summary");
+
+  function describe() {
+    var d = defaults[profile.value];
+    if (description) description.textContent = d ? d.description : "";
+  }
+
+  function applyProfile() {
+    var d = defaults[profile.value];
+    if (!d) return;
+    FIELDS.forEach(function (name) {
+      var el = form.elements[name];
+      if (!el || d[name] === undefined) return;
+      var value = String(d[name]);
+      if (el.tagName === "SELECT" && !Array.prototype.some.call(el.options, function (o) { return o.value === value; })) {
+        el.add(new Option(value, value));
+      }
+      if (el.value !== value) {
+        el.value = value;
+        var field = el.closest(".field");
+        if (field) { field.classList.remove("flash"); void field.offsetWidth; field.classList.add("flash"); }
+      }
+    });
+    describe();
+    update();
+  }
+
+  function promptCount() {
+    return form.elements.prompts.value.split(/\r?\n/).filter(function (line) {
+      line = line.trim();
+      return line && line.charAt(0) !== "#";
+    }).length;
+  }
+
+  function update() {
+    if (!summary) return;
+    var prompts = promptCount();
+    var hasFile = form.elements.prompts_file && form.elements.prompts_file.files && form.elements.prompts_file.files.length;
+    var count = parseInt(form.elements.count.value, 10) || 0;
+    var batch = parseInt(form.elements.batch_size.value, 10) || 1;
+    if (!prompts && !hasFile) { summary.textContent = "Write a prompt (one per line) or choose a prompts file."; return; }
+    var images = prompts * count;
+    var units = prompts * Math.ceil(count / batch);
+    var text = prompts + " prompt" + (prompts === 1 ? "" : "s") + (hasFile ? " + the file's" : "") + " × " + count +
+      " = " + images + (hasFile ? "+" : "") + " image" + (images === 1 ? "" : "s") + " in " + units + (hasFile ? "+" : "") +
+      " unit" + (units === 1 ? "" : "s") + " of up to " + batch;
+    var d = defaults[profile.value];
+    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at the profile's expected rate";
+    summary.textContent = text + ".";
+  }
+
+  profile.addEventListener("change", applyProfile);
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  form.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    }
+  });
+  form.addEventListener("submit", function () {
+    var b = document.getElementById("submit-job");
+    if (b) { b.disabled = true; b.textContent = "Queuing…"; }
+  });
+
+  describe();
+  update();
+  var firstError = form.querySelector(".has-error input, .has-error select, .has-error textarea");
+  (firstError || form.elements.prompts).focus();
+})();
