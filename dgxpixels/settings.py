@@ -145,6 +145,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "batches": {"handlers": ["console"], "level": env_str("DGX_LOG_LEVEL", "INFO")},
-        "django_q": {"handlers": ["console"], "level": "WARNING"},
+        "django-q": {"handlers": ["console"], "level": env_str("DGX_Q_LOG_LEVEL", "INFO"), "propagate": False},
     },
 }

@@ -10,7 +10,7 @@ from websockets.sync.client import connect
 from batches.models import Job
 from batches.services.events import publish
 from batches.services.submission import job_submit
-from tests.processes import wait_until
+
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -102,7 +102,7 @@ def test_an_artist_compares_two_jobs_and_approves_an_image_with_the_keyboard(sig
     shot(page, "gallery-reviewed")
 
     # After a reload the approval is still shown (the page is drawn from the rows).
-    page.goto(f"/gallery/?review=approved")
+    page.goto("/gallery/?review=approved")
     assert [t.get_attribute("data-id") for t in page.locator("#grid .gtile").all()] == [str(image_id)]
 
     page.goto(f"/gallery/?job={second.pk}")

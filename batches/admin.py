@@ -1,0 +1,553 @@
+"""The Django admin as a management console: jobs, units, images, GPU nodes and the queue switch.
+
+Every action calls the same services as the pages and the CLI (batches.services.control,
+batches.services.review); "add job" is the dashboard's JobForm, so it calls job_submit and shows
+its field errors. Fields the system writes are read-only, and an edit saves only the fields it
+changed: the GPU worker updates the same rows while the page is open.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+
+from batches.models import Image, Job, Priority, QueueControl, Unit, WorkerNode
+from batches.services import control, review
+from batches.services.cleanup import job_delete
+from batches.services.outputs import job_dir
+
+INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
+
+
+def _url(name: str, pk: int) -> str | None:
+    """A URL of the dashboard's image views, or None where they are not installed."""
+    try:
+        return reverse(name, args=[pk])
+    except NoReverseMatch:
+        return None
+
+
+def _thumb(image: Image, size: int = 64) -> str:
+    url = _url("image-thumb", image.pk)
+    if not url:
+        return ""
+    return format_html(
+        '<img src="{}" alt="{}" width="{}" height="{}" loading="lazy" '
+        'style="image-rendering: pixelated; object-fit: contain; background: #222;">',
+        url, str(image), size, size,
+    )
+
+
+def _short(text: str, length: int = 60) -> str:
+    return Truncator(" ".join((text or "").split())).chars(length)
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- Jobs ------------------------------------------------------------------------------------
+
+
+class _LimitedInline(admin.TabularInline):
+    """A read-only inline showing the first INLINE_ROWS rows of the job's children."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    order_by: tuple[str, ...] = ("pk",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # get_queryset(request) does not receive the job; remember it on this request only.
+        request._admin_job = obj
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        job = getattr(request, "_admin_job", None)
+        if job is None:
+            return qs
+        # The formset filters by job after this, and a sliced queryset cannot be filtered.
+        first = list(qs.filter(job=job).order_by(*self.order_by).values_list("pk", flat=True)[:INLINE_ROWS])
+        return qs.filter(pk__in=first).order_by(*self.order_by)
+
+
+class UnitInline(_LimitedInline):
+    model = Unit
+    verbose_name_plural = f"units (the first {INLINE_ROWS})"
+    order_by = ("index",)
+    fields = ("index", "status", "prompt_short", "seed", "batch_size", "attempts", "node", "error_short",
+              "comfy_prompt_id")
+    readonly_fields = fields
+
+    @admin.display(description="prompt")
+    def prompt_short(self, unit: Unit) -> str:
+        return _short(unit.prompt, 50)
+
+    @admin.display(description="error")
+    def error_short(self, unit: Unit) -> str:
+        return _short(unit.error, 80)
+
+
+class ImageInline(_LimitedInline):
+    model = Image
+    verbose_name_plural = f"images (the first {INLINE_ROWS})"
+    order_by = ("sequence",)
+    fields = ("thumbnail", "sequence", "seed", "prompt_short", "review", "starred", "files")
+    readonly_fields = fields
+
+    @admin.display(description="preview")
+    def thumbnail(self, image: Image) -> str:
+        return _thumb(image, 48)
+
+    @admin.display(description="prompt")
+    def prompt_short(self, image: Image) -> str:
+        return _short(image.prompt, 50)
+
+    @admin.display(description="files")
+    def files(self, image: Image) -> str:
+        return _file_links(image)
+
+
+def _file_links(image: Image) -> str:
+    links = [(url, label) for url, label in ((_url("image-file", image.pk), "image"),
+                                             (_url("image-metadata", image.pk), "metadata")) if url]
+    if not links:
+        return image.file_path
+    return format_html_join(" · ", '<a href="{}" target="_blank" rel="noopener">{}</a>', links)
+
+
+def _set_priority_action(level: Priority):
+    @admin.action(description=f"Set priority: {level.label}", permissions=["change"])
+    def action(modeladmin, request, queryset):
+        jobs = list(queryset.filter(status__in=Job.ACTIVE))
+        for job in jobs:
+            control.job_set_priority(job, level.value, by=_actor(request))
+        skipped = queryset.count() - len(jobs)
+        modeladmin.message_user(request, f"{_plural(len(jobs), 'job')} now {level.label} priority"
+                                         + (f"; {skipped} finished left as they were." if skipped else "."))
+
+    action.__name__ = f"set_priority_{level.label}"
+    return action
+
+
+def _job_submit_form():
+    from batches.forms import JobForm  # the dashboard's form: the same parsing, the same job_submit call
+
+    return JobForm
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "status", "priority_label", "owner", "profile", "progress_display",
+                    "created_at")
+    list_display_links = ("id", "title")
+    list_filter = ("status", "priority", "profile", ("owner", admin.RelatedOnlyFieldListFilter), "checkpoint")
+    search_fields = ("name", "prompts")
+    search_help_text = "Prompt text or name; a number finds the job with that id."
+    list_select_related = ("owner",)
+    ordering = ("-created_at", "-id")
+    list_per_page = 50
+    inlines = (UnitInline, ImageInline)
+    actions = ["cancel_jobs", "stop_after_current", "retry_failed", "requeue",
+               *(_set_priority_action(level) for level in sorted(Priority, reverse=True))]
+    editable_fields = ("name", "priority")
+    fieldsets = (
+        (None, {"fields": ("name", "status", "priority", "owner", "profile", "workflow", "requeued_from",
+                           "error")}),
+        ("Prompts", {"fields": ("prompts", "count", "negative_prompt")}),
+        ("Parameters", {"fields": (("checkpoint", "lora"), ("lora_strength_model", "lora_strength_clip"),
+                                   ("steps", "cfg", "denoise"), ("sampler", "scheduler"),
+                                   ("width", "height", "batch_size"), "base_seed")}),
+        ("Progress", {"fields": ("progress_display", ("images_planned", "images_done", "images_failed"),
+                                 "rate", "output_folder")}),
+        ("Times", {"fields": (("created_at", "started_at", "finished_at", "updated_at"),)}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        names = [f.name for f in Job._meta.fields if f.name not in ("id", *self.editable_fields)]
+        return (*names, "progress_display", "rate", "output_folder")
+
+    # --- columns -------------------------------------------------------------------------------
+    @admin.display(description="job", ordering="name")
+    def title(self, job: Job) -> str:
+        first = job.prompts[0] if job.prompts else ""
+        more = f" (+{len(job.prompts) - 1} more)" if len(job.prompts) > 1 else ""
+        return job.name or _short(first, 50) + more
+
+    @admin.display(description="priority", ordering="priority")
+    def priority_label(self, job: Job) -> str:
+        return job.priority_name
+
+    @admin.display(description="progress")
+    def progress_display(self, job: Job) -> str:
+        failed = f", {job.images_failed} failed" if job.images_failed else ""
+        return format_html('<progress value="{}" max="{}" style="width: 7em"></progress> {}/{}{}',
+                           job.images_done + job.images_failed, job.images_planned or 1,
+                           job.images_done, job.images_planned, failed)
+
+    @admin.display(description="speed")
+    def rate(self, job: Job) -> str:
+        eta = job.eta()
+        text = f"{job.images_per_minute():.1f} images/min"
+        return text + (f", about {int(eta.total_seconds())} s left" if eta else "")
+
+    @admin.display(description="output folder")
+    def output_folder(self, job: Job) -> str:
+        return str(job_dir(job))
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            results = results | queryset.filter(pk=int(term))
+        return results, may_have_duplicates
+
+    # --- adding: the dashboard's submission form -----------------------------------------------
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        JobForm = _job_submit_form()
+        if request.method == "POST":
+            form = JobForm(request.POST, request.FILES)
+            job = form.submit(owner=request.user)
+            if job is not None:
+                self.log_addition(request, job, [{"added": {}}])
+                self.message_user(request, f"Queued job {job.pk}: {_plural(job.images_planned, 'image')}.",
+                                  messages.SUCCESS)
+                if "_addanother" in request.POST:
+                    return HttpResponseRedirect(request.path)
+                return HttpResponseRedirect(reverse("admin:batches_job_change", args=[job.pk]))
+        else:
+            form = JobForm()
+        admin_form = helpers.AdminForm(form, self._submit_fieldsets(form), {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Queue a job",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    @staticmethod
+    def _submit_fieldsets(form) -> list:
+        layout = [
+            (None, ["prompts", "prompts_file", "negative_prompt", "name"]),
+            ("Amount and order", [("count", "profile"), ("batch_size", "priority")]),
+            ("Sampling", [("steps", "cfg"), ("sampler", "scheduler"), ("width", "height"), "seed"]),
+            ("Model", ["workflow", "checkpoint", ("lora", "lora_strength", "lora_strength_clip")]),
+        ]
+        present = set(form.fields)
+        seen: set[str] = set()
+        fieldsets = []
+        for title, lines in layout:
+            kept = []
+            for line in lines:
+                names = tuple(n for n in (line if isinstance(line, tuple) else (line,)) if n in present)
+                seen.update(names)
+                if names:
+                    kept.append(names if len(names) > 1 else names[0])
+            if kept:
+                fieldsets.append((title, {"fields": kept}))
+        rest = [name for name in form.fields if name not in seen]
+        if rest:
+            fieldsets.append(("More", {"fields": rest}))
+        return fieldsets
+
+    # --- changing: only what a person may change, through the services -------------------------
+    def save_model(self, request, obj: Job, form, change: bool) -> None:
+        if not change:  # the add view queues through job_submit; nothing else creates jobs
+            return
+        if "name" in form.changed_data:
+            Job.objects.filter(pk=obj.pk).update(name=obj.name)
+        if "priority" in form.changed_data:
+            control.job_set_priority(obj, obj.priority, by=_actor(request))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and not (obj.status in Job.FINISHED and obj.finished_at):
+            return False  # a job that is running keeps its rows and files: cancel it first
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # A job's units, images and events are its own (they cannot be deleted one by one), and
+        # listing 100,000 images on the confirmation page helps nobody: say what goes, in counts.
+        jobs = list(objs)
+        units = Unit.objects.filter(job__in=jobs).count()
+        images = Image.objects.filter(job__in=jobs).count()
+        lines = [f"{job}: {_plural(job.images.count(), 'image')} and the folder {job_dir(job)}" for job in jobs]
+        counts = {"jobs": len(jobs), "units": units, "images": images}
+        return lines, counts, set(), []
+
+    def delete_model(self, request, obj: Job) -> None:
+        job_delete(obj)  # its files go with its rows, as in batch_cleanup
+
+    def delete_queryset(self, request, queryset: QuerySet) -> None:
+        kept = [job.pk for job in queryset if not job_delete(job).removed]
+        if kept:
+            self.message_user(request, f"Kept active jobs {', '.join(map(str, kept))}: cancel them first.",
+                              messages.WARNING)
+
+    # --- actions -------------------------------------------------------------------------------
+    @admin.action(description="Cancel (images made are kept)", permissions=["change"])
+    def cancel_jobs(self, request, queryset):
+        done = sum(control.job_cancel(job, by=_actor(request)) for job in queryset)
+        skipped = queryset.count() - done
+        self.message_user(request, f"Cancelled {_plural(done, 'job')}"
+                                   + (f"; {skipped} had already finished." if skipped else "."))
+
+    @admin.action(description="Stop after the current unit", permissions=["change"])
+    def stop_after_current(self, request, queryset):
+        jobs = list(queryset.filter(status__in=Job.ACTIVE))
+        units = sum(control.job_stop_after_current(job, by=_actor(request)) for job in jobs)
+        self.message_user(request, f"{_plural(len(jobs), 'job')} stop after the units running now; "
+                                   f"{_plural(units, 'unit')} not started were cancelled.")
+
+    @admin.action(description="Retry failed units", permissions=["change"])
+    def retry_failed(self, request, queryset):
+        units = sum(control.job_retry_failed(job, by=_actor(request)) for job in queryset)
+        level = messages.SUCCESS if units else messages.WARNING
+        self.message_user(request, f"{_plural(units, 'failed unit')} back in the queue.", level)
+
+    @admin.action(description="Requeue (a new job with the same parameters)", permissions=["add"])
+    def requeue(self, request, queryset):
+        new, problems = [], []
+        for job in queryset:
+            try:
+                copy = control.job_requeue(job)
+            except ValueError as exc:  # SubmissionError: a workflow or profile changed since
+                problems.append(f"job {job.pk}: {exc}")
+                continue
+            new.append(f"{job.pk} → {copy.pk}")
+        if new:
+            self.message_user(request, f"Requeued {_plural(len(new), 'job')}: {', '.join(new)}.")
+        for problem in problems:
+            self.message_user(request, f"Cannot requeue {problem}", messages.ERROR)
+
+
+# --- Units -----------------------------------------------------------------------------------
+
+
+@admin.register(Unit)
+class UnitAdmin(admin.ModelAdmin):
+    list_display = ("id", "job_link", "index", "status", "batch_size", "attempts", "error_short",
+                    "comfy_prompt_id", "node", "started_at", "finished_at")
+    list_filter = ("status", "node", "batch_size")
+    search_fields = ("prompt",)
+    search_help_text = "Prompt text; a number finds units of that job; a UUID finds the ComfyUI prompt id."
+    list_select_related = ("job",)
+    ordering = ("-id",)
+    exclude = ("graph",)
+    readonly_fields = ("graph_pretty",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*(f.name for f in Unit._meta.fields if f.name not in ("id", "graph")), "graph_pretty")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # every field is the worker's
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="job", ordering="job")
+    def job_link(self, unit: Unit) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:batches_job_change", args=[unit.job_id]),
+                           unit.job_id)
+
+    @admin.display(description="error")
+    def error_short(self, unit: Unit) -> str:
+        return _short(unit.error, 80)
+
+    @admin.display(description="workflow sent to ComfyUI")
+    def graph_pretty(self, unit: Unit) -> str:
+        import json
+
+        if not unit.graph:
+            return "-"
+        return format_html("<pre style='max-height: 30em; overflow: auto'>{}</pre>", json.dumps(unit.graph, indent=2))
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.isdigit():
+            results = results | queryset.filter(job_id=int(term))
+        else:
+            try:
+                results = results | queryset.filter(comfy_prompt_id=uuid.UUID(term))
+            except ValueError:
+                pass
+        return results, may_have_duplicates
+
+
+# --- Images ----------------------------------------------------------------------------------
+
+
+def _review_action(action: str, description: str):
+    @admin.action(description=description, permissions=["change"])
+    def run(modeladmin, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        changed = review.images_bulk_update(user=request.user, ids=ids, action=action) if ids else []
+        modeladmin.message_user(request, f"{description}: {_plural(len(changed), 'image')}.")
+
+    run.__name__ = f"review_{action}"
+    return run
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "name", "job_link", "sequence", "seed", "review", "starred", "dimensions",
+                    "node", "created_at")
+    list_display_links = ("thumbnail", "name")
+    list_filter = ("review", "starred", "job__profile", "job__checkpoint")
+    search_fields = ("prompt",)
+    search_help_text = "Prompt text; a number finds the images of that job."
+    list_select_related = ("job",)
+    ordering = ("-id",)
+    list_per_page = 60
+    actions = [_review_action("approve", "Approve"), _review_action("reject", "Reject"),
+               _review_action("unreview", "Mark unreviewed"), _review_action("star", "Star"),
+               _review_action("unstar", "Unstar")]
+    fields = ("preview", "files", "job", "unit", "sequence", "batch_index", "prompt", "seed", ("width", "height"),
+              "file_size", "generation_time", "node", "review", "starred", "file_path", "thumb_path",
+              "metadata_path", "metadata", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*(f.name for f in Image._meta.fields if f.name not in ("id", "review", "starred")), "preview", "files")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # images come from the GPU worker
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a job's images go with the job (batch_cleanup); reject instead
+
+    def save_model(self, request, obj: Image, form, change: bool) -> None:
+        if "review" in form.changed_data:
+            review.image_review(image=obj, review=obj.review)
+        if "starred" in form.changed_data:
+            review.image_star(image=obj, starred=obj.starred)
+
+    @admin.display(description="preview")
+    def thumbnail(self, image: Image) -> str:
+        return _thumb(image, 64)
+
+    @admin.display(description="preview")
+    def preview(self, image: Image) -> str:
+        return _thumb(image, 256)
+
+    @admin.display(description="files")
+    def files(self, image: Image) -> str:
+        return _file_links(image)
+
+    @admin.display(description="image", ordering="sequence")
+    def name(self, image: Image) -> str:
+        return str(image)
+
+    @admin.display(description="size")
+    def dimensions(self, image: Image) -> str:
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="job", ordering="job")
+    def job_link(self, image: Image) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:batches_job_change", args=[image.job_id]),
+                           image.job_id)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.isdigit():
+            results = results | queryset.filter(job_id=int(term))
+        return results, may_have_duplicates
+
+
+# --- GPU nodes and the queue switch ----------------------------------------------------------
+
+
+@admin.register(WorkerNode)
+class WorkerNodeAdmin(admin.ModelAdmin):
+    list_display = ("name", "comfyui_url", "comfyui_ok", "heartbeat_at", "unreachable_since", "vram_free_gb",
+                    "current_unit", "images_made", "error_short")
+    list_filter = ("comfyui_ok",)
+    search_fields = ("name", "comfyui_url")
+    ordering = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return tuple(f.name for f in WorkerNode._meta.fields if f.name != "id")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a node registers itself when its worker starts
+
+    @admin.display(description="VRAM free")
+    def vram_free_gb(self, node: WorkerNode) -> str:
+        if node.vram_free is None:
+            return "-"
+        total = f" of {node.vram_total / 1024 ** 3:.0f}" if node.vram_total else ""
+        return f"{node.vram_free / 1024 ** 3:.1f}{total} GB"
+
+    @admin.display(description="last error")
+    def error_short(self, node: WorkerNode) -> str:
+        return _short(node.last_error, 80)
+
+
+@admin.register(QueueControl)
+class QueueControlAdmin(admin.ModelAdmin):
+    list_display = ("queue", "paused", "paused_at", "paused_by")
+    actions = ["pause_queue", "resume_queue"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("paused", "paused_at", "paused_by")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        QueueControl.get()  # the one row exists, so the actions have something to select
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="queue")
+    def queue(self, row: QueueControl) -> str:
+        return "paused: running units finish, nothing new starts" if row.paused else "running"
+
+    @admin.action(description="Pause the queue (running units finish)", permissions=["change"])
+    def pause_queue(self, request, queryset):
+        control.queue_pause(by=_actor(request))
+        self.message_user(request, "The queue is paused.")
+
+    @admin.action(description="Resume the queue", permissions=["change"])
+    def resume_queue(self, request, queryset):
+        control.queue_resume(by=_actor(request))
+        self.message_user(request, "The queue is running.")
