@@ -726,3 +726,22 @@ def test_every_seed_usage_example_runs_as_written(simulator_factory, qcluster_fa
     watch.send_signal(signal.SIGINT)
     _, stderr = watch.communicate(timeout=20)
     assert watch.returncode == 0 and stderr == ""
+
+
+def test_batch_status_says_when_comfyui_is_unreachable_and_stats_list_the_nodes():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from batches.models import WorkerNode
+
+    node = WorkerNode.register(name="dgx-2", comfyui_url="http://10.0.0.2:8188")
+    node.mark_unreachable("connection refused")
+    WorkerNode.objects.filter(pk=node.pk).update(unreachable_since=timezone.now() - timedelta(minutes=3))
+    out = io.StringIO()
+    call_command("batch_status", stdout=out)
+    assert "ComfyUI unreachable since" in out.getvalue() and "dgx-2" in out.getvalue()
+    assert "connection refused" in out.getvalue()
+    stats = io.StringIO()
+    call_command("batch_status", "--stats", stdout=stats)
+    assert "dgx-2" in stats.getvalue() and "UNREACHABLE" in stats.getvalue() and "img/min" in stats.getvalue()

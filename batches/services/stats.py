@@ -48,9 +48,26 @@ def queue_statistics(*, window_minutes: int = 10) -> dict:
         "running_jobs": job_counts.get(Job.Status.RUNNING, 0),
         "jobs_by_status": job_counts,
         "units_failed": Unit.objects.filter(status=Unit.Status.FAILED).count(),
-        "nodes": list(WorkerNode.objects.values(
-            "name", "comfyui_url", "comfyui_ok", "unreachable_since", "heartbeat_at", "vram_free", "images_made")),
+        "nodes": node_statistics(since=since, span=span),
     }
+
+
+def node_statistics(*, since, span: float) -> list[dict]:
+    """Each GPU node: ComfyUI URL and health, VRAM, the unit it runs, recent images/min, heartbeat."""
+    recent = dict(Image.objects.filter(created_at__gte=since).values_list("node").annotate(n=Count("id")))
+    nodes = []
+    for node in WorkerNode.objects.select_related("current_unit").order_by("name"):
+        unit = node.current_unit
+        nodes.append({
+            "name": node.name, "comfyui_url": node.comfyui_url, "comfyui_ok": node.comfyui_ok,
+            "unreachable_since": node.unreachable_since, "last_error": node.last_error,
+            "heartbeat_at": node.heartbeat_at, "vram_total": node.vram_total, "vram_free": node.vram_free,
+            "images_made": node.images_made,
+            "images_per_minute": round(recent.get(node.name, 0) * 60.0 / span, 2),
+            "current_unit": ({"job": unit.job_id, "index": unit.index, "status": unit.status}
+                             if unit and unit.status in Unit.IN_FLIGHT else None),
+        })
+    return nodes
 
 
 def job_statistics(job: Job) -> dict:

@@ -61,6 +61,7 @@ class GpuWorker:
         self._last_reclaim = 0.0
         self.last_checkpoint = ""
         self._last_beat = 0.0
+        self._last_vram = 0.0
 
     # --- the loop ------------------------------------------------------------------------------
     def drain(self) -> int:
@@ -382,7 +383,14 @@ class GpuWorker:
         if now - self._last_beat < 1.0:
             return
         self._last_beat = now
-        self.node.beat()
+        fields = {}
+        if now - self._last_vram > 10.0 and self.node.comfyui_ok:
+            self._last_vram = now
+            try:
+                fields["vram_total"], fields["vram_free"] = self.client.vram()
+            except ComfyUIError:
+                pass
+        self.node.beat(**fields)
         ids = [u.pk for u in self.inflight]
         if ids:
             Unit.objects.filter(pk__in=ids, node=self.node_name).update(heartbeat_at=timezone.now())

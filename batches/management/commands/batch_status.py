@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from batches import cli
-from batches.models import Job, QueueControl
+from batches.models import Job, QueueControl, WorkerNode
 from batches.services import outputs
 from batches.services.stats import queue_statistics
 
@@ -116,6 +116,10 @@ class Command(cli.CliCommand):
         if control:
             footer += f"; the queue is PAUSED{f' by {control.paused_by}' if control.paused_by else ''}"
         lines.append(footer + ".")
+        for node in WorkerNode.objects.filter(comfyui_ok=False):
+            since = timezone.localtime(node.unreachable_since).strftime("%Y-%m-%d %H:%M:%S") if node.unreachable_since else "?"
+            lines.append(f"ComfyUI unreachable since {since} (node {node.name}, {node.comfyui_url}): "
+                         f"{node.last_error or 'no answer'}; units wait and resume by themselves.")
         return "\n".join(lines)
 
     def job_detail(self, job: Job) -> str:
@@ -181,7 +185,9 @@ class Command(cli.CliCommand):
                 beat = f"{(now - node['heartbeat_at']).total_seconds():.0f}s ago" if node["heartbeat_at"] else "never"
                 health = "ok" if node["comfyui_ok"] else "UNREACHABLE"
                 vram = f", {node['vram_free'] / 1024 ** 3:.1f} GB free" if node["vram_free"] else ""
-                lines.append(f"    {node['name']:<12} {node['comfyui_url']}  {health}, heartbeat {beat}{vram}, "
-                             f"{node['images_made']} images")
+                unit = node.get("current_unit")
+                running = f", running job {unit['job']} unit {unit['index']}" if unit else ", idle"
+                lines.append(f"    {node['name']:<12} {node['comfyui_url']}  {health}, heartbeat {beat}{vram}{running}, "
+                             f"{node['images_per_minute']:.1f} img/min, {node['images_made']} images")
         return "\n".join(lines)
 
