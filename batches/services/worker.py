@@ -40,8 +40,8 @@ from batches.services.events import publish
 log = logging.getLogger("batches.worker")
 
 MAX_ATTEMPTS = 4  # ComfyUI lost the prompt or went away this many times: fail the unit
-WAIT_SLICE = 1.0  # seconds between looks at the rows (cancel, pause, a more urgent job)
-POLL_INTERVAL = 0.4  # ask /history and /queue after this long without an event for the unit
+WAIT_SLICE = 0.25  # seconds between looks at the rows (cancel, pause, a more urgent job)
+LOCATE_EVERY = 1.0  # ask /history and /queue after this long without a sign of the unit
 BACKOFF_MAX = 10.0
 
 
@@ -62,6 +62,7 @@ class GpuWorker:
         self.last_checkpoint = ""
         self._last_beat = 0.0
         self._last_vram = 0.0
+        self._last_sign = 0.0
 
     # --- the loop ------------------------------------------------------------------------------
     def drain(self) -> int:
@@ -146,8 +147,14 @@ class GpuWorker:
 
     # --- waiting on one unit -------------------------------------------------------------------
     def _await(self, unit: Unit) -> None:
-        """Wait for `unit` to finish on ComfyUI and record it, watching the rows as it runs."""
+        """Wait for `unit` to finish on ComfyUI and record it, watching the rows as it runs.
+
+        The wait is cut into short slices so a cancel, a pause or a more urgent job is acted on
+        within a fraction of a second. Between slices, when the unit has been silent for a while,
+        the worker asks ComfyUI where it is, so a prompt ComfyUI lost (a restart) is resubmitted.
+        """
         started = time.monotonic()
+        self._last_sign = started  # the last event of this unit, or the last look at /queue
         WorkerNode.objects.filter(pk=self.node.pk).update(current_unit=unit)
         while True:
             if time.monotonic() - started > settings.UNIT_TIMEOUT:
@@ -160,18 +167,18 @@ class GpuWorker:
             self._maybe_swap_ahead()
             try:
                 self._ensure_stream()
-                # Short slices, so cancel, pause and urgent work are seen between them; the poll
-                # interval is shorter than a slice so a prompt ComfyUI lost is noticed.
-                entry = self.client.wait_for(
-                    unit.prompt_id, timeout=WAIT_SLICE, stream=self.stream,
-                    on_event=lambda event: self._on_event(unit, event), poll_interval=POLL_INTERVAL,
-                    unreachable_grace=0.0,
-                )
-            except ComfyUITimeout:
-                continue
+                try:
+                    entry = self.client.wait_for(
+                        unit.prompt_id, timeout=WAIT_SLICE, stream=self.stream,
+                        on_event=lambda event: self._on_event(unit, event), poll_interval=3600.0,
+                        unreachable_grace=0.0,
+                    )
+                except ComfyUITimeout:
+                    entry = self._locate_if_silent(unit)
+                if entry is None:
+                    continue
             except ComfyUIPromptLost as exc:
-                self._comfy_back()
-                self._resubmit(unit, f"ComfyUI lost the prompt ({exc}); resubmitting")
+                self._prompt_lost(unit, exc)
                 if unit not in self.inflight:
                     return
                 continue
@@ -183,7 +190,30 @@ class GpuWorker:
             self._finish(unit, entry)
             return
 
+    def _locate_if_silent(self, unit: Unit):
+        """After LOCATE_EVERY seconds without a sign of the unit, ask ComfyUI where it is.
+
+        Returns its history entry when it is done; raises ComfyUIPromptLost when ComfyUI knows
+        nothing of it; None while it is queued or running.
+        """
+        now = time.monotonic()
+        if now - self._last_sign < LOCATE_EVERY:
+            return None
+        self._last_sign = now
+        where = self.client.locate(unit.prompt_id)
+        if where == "done":
+            return self.client.history(unit.prompt_id)
+        if where is None:
+            raise ComfyUIPromptLost(unit.prompt_id)
+        return None
+
+    def _prompt_lost(self, unit: Unit, exc: Exception) -> None:
+        self._comfy_back()
+        self._resubmit(unit, f"ComfyUI lost the prompt ({exc}); resubmitting")
+        self._last_sign = time.monotonic()
+
     def _on_event(self, unit: Unit, event) -> None:
+        self._last_sign = time.monotonic()
         if event.type == "execution_start":
             if unit.mark_running():
                 publish("unit_started", job_id=unit.job_id, unit=unit.pk, index=unit.index,

@@ -122,7 +122,8 @@ def test_an_artist_cancels_a_running_job_and_sees_it_cancelled(signed_in_page, s
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=f"Cancel job {job.pk}").click()
     page.wait_for_selector(f"#recent-rows [data-job='{job.pk}'] .status-cancelled")
-    assert page.locator(f"#job-row-{job.pk}").count() == 0
+    # The running rows and the finished rows are two partials refreshed side by side.
+    page.wait_for_selector(f"#job-row-{job.pk}", state="detached", timeout=5_000)
     wait_until(lambda: Job.objects.get(pk=job.pk).finished_at, timeout=20, message="the cancel to finish")
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED and 0 < job.images_done < 40
