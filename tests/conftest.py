@@ -111,3 +111,20 @@ def session_cookie(transactional_db):
 def _fast_password_hashing(settings):
     """PBKDF2 costs ~0.6 s per user on this machine; tests do not need it to be slow."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- the cast for view tests: an owner, another user, and staff (a file may define its own) ----
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner", password="pw")
+
+
+@pytest.fixture
+def other(django_user_model):
+    return django_user_model.objects.create_user("other", password="pw")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("boss", password="pw", is_staff=True)

@@ -28,21 +28,6 @@ def dead_comfyui(settings):
     return settings.COMFYUI_URL
 
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("owner", password="pw")
-
-
-@pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("other", password="pw")
-
-
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("boss", password="pw", is_staff=True)
-
-
 def as_user(client, user):
     if user is not None:
         client.force_login(user)

@@ -29,21 +29,6 @@ FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
 
 # --- the cast and the rows ----------------------------------------------------------------------
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("owner", password="pw")
-
-
-@pytest.fixture
-def other(django_user_model):
-    return django_user_model.objects.create_user("other", password="pw")
-
-
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("boss", password="pw", is_staff=True)
-
-
 def signed_in(client, user):
     client.force_login(user)
     return client

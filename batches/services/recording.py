@@ -76,28 +76,20 @@ def _unit_seconds(unit: Unit, entry) -> float:
 
 def image_metadata(unit: Unit, *, sequence: int, batch_index: int, width: int, height: int,
                    generation_time: float, node: str, comfyui_url: str) -> dict:
+    """Everything needed to reproduce one image, the injected workflow included."""
     job = unit.job
     return {
+        **outputs.job_parameters(job),
         "filename": outputs.image_name(sequence, unit.seed),
         "sequence": sequence,
         "job_id": job.pk,
         "batch_id": job.output_dir,
         "unit_index": unit.index,
         "prompt": unit.prompt,
-        "negative_prompt": job.negative_prompt,
         "seed": unit.seed,
         "batch_size": unit.batch_size,
         "batch_index": batch_index,
         "downgraded_from_batch_size": unit.downgraded_from,
-        "checkpoint": job.checkpoint,
-        "lora": job.lora or None,
-        "lora_strength_model": job.lora_strength_model if job.lora else None,
-        "lora_strength_clip": job.lora_strength_clip if job.lora else None,
-        "steps": job.steps,
-        "cfg": job.cfg,
-        "sampler": job.sampler,
-        "scheduler": job.scheduler,
-        "denoise": job.denoise,
         "width": width,
         "height": height,
         "profile": job.profile,
