@@ -79,6 +79,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "-priority", "id"], name="job_queue_order"),
             models.Index(fields=["-created_at"], name="job_newest"),
+            # The queue page's "recently finished" (cancelling jobs, not finished yet, on top).
+            models.Index(fields=["-finished_at", "-id"], name="job_recently_finished"),
         ]
 
     def __str__(self) -> str:
