@@ -6,7 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from batches import relay
 from batches.models import Event, Job
-from batches.services.events import QUEUE_GROUP, job_group
+from batches.services.events import QUEUE_GROUP, frame, job_group
 
 CATCH_UP_LIMIT = 500
 
@@ -35,8 +35,9 @@ class _ProgressConsumer(AsyncJsonWebsocketConsumer):
         """{"since": <last event id seen>}: replay what was missed while disconnected."""
         since = content.get("since") if isinstance(content, dict) else None
         if isinstance(since, int) and since >= 0:
-            for message in await self._missed(since):
-                await self.send_json(message)
+            missed = await self._missed(since)
+            if missed:
+                await self.send(text_data=frame(missed)["text"])
 
     @database_sync_to_async
     def _missed(self, since: int) -> list[dict]:
@@ -47,8 +48,9 @@ class _ProgressConsumer(AsyncJsonWebsocketConsumer):
     def filter_events(self, events):
         return events
 
-    async def progress_event(self, message) -> None:
-        await self.send_json(message["event"])
+    async def progress_frame(self, message) -> None:
+        """One event (a JSON object) or several (a JSON array), already encoded."""
+        await self.send(text_data=message["text"])
 
 
 class QueueConsumer(_ProgressConsumer):

@@ -15,11 +15,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from batches.models import Event
-from batches.services.events import groups_for
+from batches.services.events import frame, groups_for
 
 log = logging.getLogger("batches.relay")
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.025
 _task: asyncio.Task | None = None
 
 
@@ -47,11 +47,16 @@ async def _relay() -> None:
     while True:
         try:
             events = await _events_after(last_id)
+            # One message per group per tick, encoded once: a burst of events at a unit boundary
+            # becomes one WebSocket frame per page instead of one per event per page.
+            by_group: dict[str, list[dict]] = {}
             for event in events:
-                message = {"type": "progress.event", "event": event.as_message()}
                 for group in groups_for(event):
-                    await layer.group_send(group, message)
-                last_id = event.pk
+                    by_group.setdefault(group, []).append(event.as_message())
+            for group, messages in by_group.items():
+                await layer.group_send(group, frame(messages))
+            if events:
+                last_id = events[-1].pk
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -28,6 +28,12 @@ from bench.common import REDIS_URL, Table, Workspace, cpu_seconds, header, make_
 TARGET_P95_MS = 100.0
 
 
+def _events(raw: str) -> list[dict]:
+    """A frame carries one event (an object) or a burst of them (an array)."""
+    data = json.loads(raw)
+    return data if isinstance(data, list) else [data]
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=100, help="WebSocket clients (100)")
     parser.add_argument("--units", type=int, default=10, help="units the worker runs per measurement (10)")
@@ -149,7 +155,7 @@ def measure(layer: Layer, user, cookie: str, *, clients: int) -> dict:
         quiet = {"frames": -1, "since": time.monotonic()}
 
         def delivered_or_quiet():
-            if all(frames and json.loads(frames[-1][1]).get("id", 0) >= last_id for frames in listeners.frames):
+            if all(frames and _events(frames[-1][1])[-1].get("id", 0) >= last_id for frames in listeners.frames):
                 return True
             total = sum(len(frames) for frames in listeners.frames)
             if total != quiet["frames"]:
@@ -167,15 +173,15 @@ def measure(layer: Layer, user, cookie: str, *, clients: int) -> dict:
     for frames in listeners.frames:
         seen = set()
         for received, raw in frames:
-            message = json.loads(raw)
-            event_id = message.get("id")
-            if event_id not in expected:
-                continue
-            if event_id in seen:
-                duplicates += 1
-                continue
-            seen.add(event_id)
-            latencies.append((received - _at(message["at"])) * 1000)
+            for message in _events(raw):
+                event_id = message.get("id")
+                if event_id not in expected:
+                    continue
+                if event_id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(event_id)
+                latencies.append((received - _at(message["at"])) * 1000)
         lost += len(expected - seen)
     span = 0.0
     if expected:

@@ -27,12 +27,13 @@ def receive_until(ws, predicate, timeout=20.0):
     seen = []
     while time.monotonic() < deadline:
         try:
-            message = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
+            data = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))
         except TimeoutError:
             break
-        seen.append(message)
-        if predicate(message):
-            return message, seen
+        for message in data if isinstance(data, list) else [data]:  # a frame may carry a burst
+            seen.append(message)
+            if predicate(message):
+                return message, seen
     raise AssertionError(f"no matching event; saw {[m.get('kind') for m in seen]}")
 
 

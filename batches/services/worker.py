@@ -35,7 +35,7 @@ from batches.comfyui import (
 )
 from batches.models import Job, QueueControl, Unit, WorkerNode
 from batches.services import reclaim, recording
-from batches.services.events import publish
+from batches.services.events import in_one_frame, publish
 
 log = logging.getLogger("batches.worker")
 
@@ -85,7 +85,8 @@ class GpuWorker:
                         break
                 current = self.inflight[0]
                 if len(self.inflight) < 2 and time.monotonic() < deadline and not QueueControl.is_paused():
-                    self._claim_and_submit()
+                    with in_one_frame():
+                        self._claim_and_submit()
                 self._await(current)
         finally:
             if self.stream is not None:
@@ -187,7 +188,8 @@ class GpuWorker:
                 self._sleep_backoff()
                 continue
             self._comfy_back()
-            self._finish(unit, entry)
+            with in_one_frame():
+                self._finish(unit, entry)
             return
 
     def _locate_if_silent(self, unit: Unit):

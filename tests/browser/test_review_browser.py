@@ -61,7 +61,8 @@ def test_an_artist_compares_two_jobs_and_approves_an_image_with_the_keyboard(sig
     page.keyboard.press("4")  # one zoom for every column
     page.wait_for_function("() => [...document.querySelectorAll('.cmp-img')].every(i => i.getBoundingClientRect().width === 256)")
     page.keyboard.press("g")
-    assert page.locator(".cmp-frame .pixel-grid:not([hidden])").count() == 8
+    page.wait_for_function(
+        "() => document.querySelectorAll('.cmp-frame .pixel-grid:not([hidden])').length === 8", timeout=5_000)
     shot(page, "compare-4x")
     page.keyboard.press("f")
     shot(page, "compare")

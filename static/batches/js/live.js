@@ -60,14 +60,19 @@
         if (typeof options.onOpen === "function") options.onOpen(reconnected);
       };
       socket.onmessage = function (event) {
-        var message;
-        try { message = JSON.parse(event.data); } catch (err) { return; }
-        if (typeof message.id === "number") {
-          if (seen.has(message.id)) return;
-          remember(message.id);
-          if (message.id > lastId) lastId = message.id;
-        }
-        dispatch(message);
+        var data;
+        try { data = JSON.parse(event.data); } catch (err) { return; }
+        // A frame holds one event, or an array of events (a burst, or the replay after "since").
+        var messages = Array.isArray(data) ? data : [data];
+        messages.forEach(function (message) {
+          if (!message || typeof message !== "object") return;
+          if (typeof message.id === "number") {
+            if (seen.has(message.id)) return;
+            remember(message.id);
+            if (message.id > lastId) lastId = message.id;
+          }
+          dispatch(message);
+        });
       };
       socket.onclose = function () {
         socket = null;
