@@ -1,61 +1,22 @@
-"""The Django admin as a management console: jobs, units, images, GPU nodes and the queue switch.
-
-Every action calls the same services as the pages and the CLI (batches.services.control,
-batches.services.review); "add job" is the dashboard's JobForm, so it calls job_submit and shows
-its field errors. Fields the system writes are read-only, and an edit saves only the fields it
-changed: the GPU worker updates the same rows while the page is open.
-"""
+"""Jobs in the admin: list, filters, inlines, the add form (job_submit) and the operator actions."""
 from __future__ import annotations
 
-import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
-from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.text import Truncator
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
-from batches.models import Image, Job, Priority, QueueControl, Unit, WorkerNode
-from batches.services import control, review
+from batches.models import Image, Job, Priority, Unit
+from batches.services import control
 from batches.services.cleanup import job_delete
 from batches.services.outputs import job_dir
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
-
-
-def _url(name: str, pk: int) -> str | None:
-    """A URL of the dashboard's image views, or None where they are not installed."""
-    try:
-        return reverse(name, args=[pk])
-    except NoReverseMatch:
-        return None
-
-
-def _thumb(image: Image, size: int = 64) -> str:
-    url = _url("image-thumb", image.pk)
-    if not url:
-        return ""
-    return format_html(
-        '<img src="{}" alt="{}" width="{}" height="{}" loading="lazy" '
-        'style="image-rendering: pixelated; object-fit: contain; background: #222;">',
-        url, str(image), size, size,
-    )
-
-
-def _short(text: str, length: int = 60) -> str:
-    return Truncator(" ".join((text or "").split())).chars(length)
-
-
-def _actor(request: HttpRequest) -> str:
-    return request.user.get_username()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
+from batches.admin.common import _actor, _file_links, _plural, _short, _thumb
 
 # --- Jobs ------------------------------------------------------------------------------------
 
@@ -129,13 +90,6 @@ class ImageInline(_LimitedInline):
     def files(self, image: Image) -> str:
         return _file_links(image)
 
-
-def _file_links(image: Image) -> str:
-    links = [(url, label) for url, label in ((_url("image-file", image.pk), "image"),
-                                             (_url("image-metadata", image.pk), "metadata")) if url]
-    if not links:
-        return image.file_path
-    return format_html_join(" · ", '<a href="{}" target="_blank" rel="noopener">{}</a>', links)
 
 
 def _set_priority_action(level: Priority):
@@ -352,202 +306,3 @@ class JobAdmin(admin.ModelAdmin):
             self.message_user(request, f"Requeued {_plural(len(new), 'job')}: {', '.join(new)}.")
         for problem in problems:
             self.message_user(request, f"Cannot requeue {problem}", messages.ERROR)
-
-
-# --- Units -----------------------------------------------------------------------------------
-
-
-@admin.register(Unit)
-class UnitAdmin(admin.ModelAdmin):
-    list_display = ("id", "job_link", "index", "status", "batch_size", "attempts", "error_short",
-                    "comfy_prompt_id", "node", "started_at", "finished_at")
-    list_filter = ("status", "node", "batch_size")
-    search_fields = ("prompt",)
-    search_help_text = "Prompt text; a number finds units of that job; a UUID finds the ComfyUI prompt id."
-    list_select_related = ("job",)
-    ordering = ("-id",)
-    exclude = ("graph",)
-    readonly_fields = ("graph_pretty",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*(f.name for f in Unit._meta.fields if f.name not in ("id", "graph")), "graph_pretty")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # every field is the worker's
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="job", ordering="job")
-    def job_link(self, unit: Unit) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:batches_job_change", args=[unit.job_id]),
-                           unit.job_id)
-
-    @admin.display(description="error")
-    def error_short(self, unit: Unit) -> str:
-        return _short(unit.error, 80)
-
-    @admin.display(description="workflow sent to ComfyUI")
-    def graph_pretty(self, unit: Unit) -> str:
-        import json
-
-        if not unit.graph:
-            return "-"
-        return format_html("<pre style='max-height: 30em; overflow: auto'>{}</pre>", json.dumps(unit.graph, indent=2))
-
-    def get_search_results(self, request, queryset, search_term):
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term.isdigit():
-            results = results | queryset.filter(job_id=int(term))
-        else:
-            try:
-                results = results | queryset.filter(comfy_prompt_id=uuid.UUID(term))
-            except ValueError:
-                pass
-        return results, may_have_duplicates
-
-
-# --- Images ----------------------------------------------------------------------------------
-
-
-def _review_action(action: str, description: str):
-    @admin.action(description=description, permissions=["change"])
-    def run(modeladmin, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
-        changed = review.images_bulk_update(user=request.user, ids=ids, action=action) if ids else []
-        modeladmin.message_user(request, f"{description}: {_plural(len(changed), 'image')}.")
-
-    run.__name__ = f"review_{action}"
-    return run
-
-
-@admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
-    list_display = ("thumbnail", "name", "job_link", "sequence", "seed", "review", "starred", "dimensions",
-                    "node", "created_at")
-    list_display_links = ("thumbnail", "name")
-    list_filter = ("review", "starred", "job__profile", "job__checkpoint")
-    search_fields = ("prompt",)
-    search_help_text = "Prompt text; a number finds the images of that job."
-    list_select_related = ("job",)
-    ordering = ("-id",)
-    list_per_page = 60
-    actions = [_review_action("approve", "Approve"), _review_action("reject", "Reject"),
-               _review_action("unreview", "Mark unreviewed"), _review_action("star", "Star"),
-               _review_action("unstar", "Unstar")]
-    fields = ("preview", "files", "job", "unit", "sequence", "batch_index", "prompt", "seed", ("width", "height"),
-              "file_size", "generation_time", "node", "review", "starred", "file_path", "thumb_path",
-              "metadata_path", "metadata", "created_at")
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*(f.name for f in Image._meta.fields if f.name not in ("id", "review", "starred")), "preview", "files")
-
-    def has_add_permission(self, request) -> bool:
-        return False  # images come from the GPU worker
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # a job's images go with the job (batch_cleanup); reject instead
-
-    def save_model(self, request, obj: Image, form, change: bool) -> None:
-        if "review" in form.changed_data:
-            review.image_review(image=obj, review=obj.review)
-        if "starred" in form.changed_data:
-            review.image_star(image=obj, starred=obj.starred)
-
-    @admin.display(description="preview")
-    def thumbnail(self, image: Image) -> str:
-        return _thumb(image, 64)
-
-    @admin.display(description="preview")
-    def preview(self, image: Image) -> str:
-        return _thumb(image, 256)
-
-    @admin.display(description="files")
-    def files(self, image: Image) -> str:
-        return _file_links(image)
-
-    @admin.display(description="image", ordering="sequence")
-    def name(self, image: Image) -> str:
-        return str(image)
-
-    @admin.display(description="size")
-    def dimensions(self, image: Image) -> str:
-        return f"{image.width}×{image.height}"
-
-    @admin.display(description="job", ordering="job")
-    def job_link(self, image: Image) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:batches_job_change", args=[image.job_id]),
-                           image.job_id)
-
-    def get_search_results(self, request, queryset, search_term):
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term.isdigit():
-            results = results | queryset.filter(job_id=int(term))
-        return results, may_have_duplicates
-
-
-# --- GPU nodes and the queue switch ----------------------------------------------------------
-
-
-@admin.register(WorkerNode)
-class WorkerNodeAdmin(admin.ModelAdmin):
-    list_display = ("name", "comfyui_url", "comfyui_ok", "heartbeat_at", "unreachable_since", "vram_free_gb",
-                    "current_unit", "images_made", "error_short")
-    list_filter = ("comfyui_ok",)
-    search_fields = ("name", "comfyui_url")
-    ordering = ("name",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return tuple(f.name for f in WorkerNode._meta.fields if f.name != "id")
-
-    def has_add_permission(self, request) -> bool:
-        return False  # a node registers itself when its worker starts
-
-    @admin.display(description="VRAM free")
-    def vram_free_gb(self, node: WorkerNode) -> str:
-        if node.vram_free is None:
-            return "-"
-        total = f" of {node.vram_total / 1024 ** 3:.0f}" if node.vram_total else ""
-        return f"{node.vram_free / 1024 ** 3:.1f}{total} GB"
-
-    @admin.display(description="last error")
-    def error_short(self, node: WorkerNode) -> str:
-        return _short(node.last_error, 80)
-
-
-@admin.register(QueueControl)
-class QueueControlAdmin(admin.ModelAdmin):
-    list_display = ("queue", "paused", "paused_at", "paused_by")
-    actions = ["pause_queue", "resume_queue"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ("paused", "paused_at", "paused_by")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        QueueControl.get()  # the one row exists, so the actions have something to select
-        return super().changelist_view(request, extra_context)
-
-    @admin.display(description="queue")
-    def queue(self, row: QueueControl) -> str:
-        return "paused: running units finish, nothing new starts" if row.paused else "running"
-
-    @admin.action(description="Pause the queue (running units finish)", permissions=["change"])
-    def pause_queue(self, request, queryset):
-        control.queue_pause(by=_actor(request))
-        self.message_user(request, "The queue is paused.")
-
-    @admin.action(description="Resume the queue", permissions=["change"])
-    def resume_queue(self, request, queryset):
-        control.queue_resume(by=_actor(request))
-        self.message_user(request, "The queue is running.")

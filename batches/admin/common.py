@@ -1,0 +1,50 @@
+"""Small helpers the admin pages share: links, thumbnails, who acted."""
+from __future__ import annotations
+
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+
+from batches.models import Image
+
+INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
+
+
+def _url(name: str, pk: int) -> str | None:
+    """A URL of the dashboard's image views, or None where they are not installed."""
+    try:
+        return reverse(name, args=[pk])
+    except NoReverseMatch:
+        return None
+
+
+def _thumb(image: Image, size: int = 64) -> str:
+    url = _url("image-thumb", image.pk)
+    if not url:
+        return ""
+    return format_html(
+        '<img src="{}" alt="{}" width="{}" height="{}" loading="lazy" '
+        'style="image-rendering: pixelated; object-fit: contain; background: #222;">',
+        url, str(image), size, size,
+    )
+
+
+def _short(text: str, length: int = 60) -> str:
+    return Truncator(" ".join((text or "").split())).chars(length)
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+def _file_links(image: Image) -> str:
+    links = [(url, label) for url, label in ((_url("image-file", image.pk), "image"),
+                                             (_url("image-metadata", image.pk), "metadata")) if url]
+    if not links:
+        return image.file_path
+    return format_html_join(" · ", '<a href="{}" target="_blank" rel="noopener">{}</a>', links)
