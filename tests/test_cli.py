@@ -745,3 +745,17 @@ def test_batch_status_says_when_comfyui_is_unreachable_and_stats_list_the_nodes(
     stats = io.StringIO()
     call_command("batch_status", "--stats", stdout=stats)
     assert "dgx-2" in stats.getvalue() and "UNREACHABLE" in stats.getvalue() and "img/min" in stats.getvalue()
+
+
+def test_batch_status_of_an_active_job_names_a_comfyui_outage():
+    from django.contrib.auth import get_user_model
+
+    from batches.models import WorkerNode
+    from batches.services.submission import job_submit
+
+    owner = get_user_model().objects.create_user("outage", password="pw")
+    job = job_submit(owner=owner, prompts=["p"], count=1, batch_size=1, client=None, wake=False)
+    WorkerNode.register(name="dgx-3", comfyui_url="http://127.0.0.1:8188").mark_unreachable("timed out")
+    out = io.StringIO()
+    call_command("batch_status", str(job.pk), stdout=out)
+    assert "ComfyUI unreachable since" in out.getvalue() and "dgx-3" in out.getvalue()

@@ -386,3 +386,24 @@ def test_an_image_path_outside_the_output_root_or_a_missing_file_is_404(client, 
     Image.objects.filter(pk=image.pk).update(file_path="batches/gone.png")
     assert client.get(reverse("image-file", args=[image.pk])).status_code == 404
     assert client.get(reverse("image-file", args=[image.pk + 1000])).status_code == 404
+
+
+def test_an_active_jobs_page_says_since_when_comfyui_is_unreachable(client, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from batches.models import WorkerNode
+
+    job = make_job(owner)
+    node = WorkerNode.register(name="dgx-1", comfyui_url="http://127.0.0.1:8188")
+    node.mark_unreachable("Connection refused")
+    since = timezone.now() - timedelta(minutes=5)
+    WorkerNode.objects.filter(pk=node.pk).update(unreachable_since=since)
+    client.force_login(owner)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "ComfyUI unreachable since" in page and "dgx-1" in page and "Connection refused" in page
+    assert timezone.localtime(since).strftime("%H:%M:%S") in page
+    job.status = Job.Status.COMPLETED
+    job.save(update_fields=["status"])
+    assert "ComfyUI unreachable since" not in client.get(f"/jobs/{job.pk}/").content.decode()

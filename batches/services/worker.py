@@ -396,14 +396,18 @@ class GpuWorker:
             self.stream = None
         if self.node.mark_unreachable(str(exc)):
             log.warning("%s: ComfyUI at %s unreachable: %s", self.node_name, self.comfyui_url, exc)
-            publish("comfyui_unreachable", node=self.node_name, url=self.comfyui_url, error=str(exc),
-                    since=self.node.unreachable_since.isoformat())
+            publish("comfyui_unreachable", job_id=self._current_job_id(), node=self.node_name,
+                    url=self.comfyui_url, error=str(exc), since=self.node.unreachable_since.isoformat())
 
     def _comfy_back(self) -> None:
         self._backoff = 0.5
         if not self.node.comfyui_ok and self.node.mark_reachable():
             log.info("%s: ComfyUI at %s is back", self.node_name, self.comfyui_url)
-            publish("comfyui_back", node=self.node_name, url=self.comfyui_url)
+            publish("comfyui_back", job_id=self._current_job_id(), node=self.node_name, url=self.comfyui_url)
+
+    def _current_job_id(self) -> int | None:
+        """The job whose page should hear about an outage (every page on the queue hears anyway)."""
+        return self.inflight[0].job_id if self.inflight else None
 
     def _sleep_backoff(self) -> None:
         time.sleep(self._backoff)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from batches.forms import JobForm, initial_from_job
-from batches.models import Job, Priority, Unit
+from batches.models import Job, Priority, Unit, WorkerNode
 from batches.services import control
 from batches.services.outputs import job_parameters
 from batches.views.access import can_change, get_job_for_user
@@ -58,6 +58,8 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
         "failed_total": counts.get(Unit.Status.FAILED, 0),
         "unit_strip": strip,
         "priorities": [p.label for p in sorted(Priority, reverse=True)],
+        # Units of an active job wait while ComfyUI is away: say so, and since when.
+        "outages": list(WorkerNode.objects.filter(comfyui_ok=False).order_by("name")) if job.is_active else [],
     }
 
 

@@ -116,11 +116,16 @@ class Command(cli.CliCommand):
         if control:
             footer += f"; the queue is PAUSED{f' by {control.paused_by}' if control.paused_by else ''}"
         lines.append(footer + ".")
-        for node in WorkerNode.objects.filter(comfyui_ok=False):
+        lines.extend(self.outage_lines())
+        return "\n".join(lines)
+
+    def outage_lines(self) -> list[str]:
+        lines = []
+        for node in WorkerNode.objects.filter(comfyui_ok=False).order_by("name"):
             since = timezone.localtime(node.unreachable_since).strftime("%Y-%m-%d %H:%M:%S") if node.unreachable_since else "?"
             lines.append(f"ComfyUI unreachable since {since} (node {node.name}, {node.comfyui_url}): "
                          f"{node.last_error or 'no answer'}; units wait and resume by themselves.")
-        return "\n".join(lines)
+        return lines
 
     def job_detail(self, job: Job) -> str:
         prompts = len(job.prompts)
@@ -151,6 +156,8 @@ class Command(cli.CliCommand):
             lines.append(f"  prompt   {text}")
         if prompts > 5:
             lines.append(f"  ... and {prompts - 5} more prompts")
+        if job.is_active:
+            lines.extend(self.outage_lines())
         return "\n".join(lines)
 
     def statistics(self, stats: dict) -> str:
