@@ -74,3 +74,15 @@ def test_pause_and_resume_are_recorded_and_published(owner):
     control.queue_resume(by="me")
     assert not QueueControl.is_paused()
     assert list(Event.objects.values_list("kind", flat=True)) == ["queue_paused", "queue_resumed"]
+
+
+def test_priority_refuses_an_unknown_level_and_a_finished_job_with_the_reason(owner):
+    job = submit(owner, priority="low")
+    with pytest.raises(control.ControlError, match="unknown level 'asap': choose urgent, high, normal or low"):
+        control.job_set_priority(job, "asap")
+    control.job_cancel(job)
+    job.refresh_from_db()
+    with pytest.raises(control.ControlError, match=f"job {job.pk} already finished"):
+        control.job_set_priority(job, "urgent")
+    assert Job.objects.get(pk=job.pk).priority_name == "low"
+    assert not Event.objects.filter(kind="job_priority").exists()

@@ -245,7 +245,10 @@ class JobAdmin(admin.ModelAdmin):
         if "name" in form.changed_data:
             Job.objects.filter(pk=obj.pk).update(name=obj.name)
         if "priority" in form.changed_data:
-            control.job_set_priority(obj, obj.priority, by=_actor(request))
+            try:
+                control.job_set_priority(obj, obj.priority, by=_actor(request))
+            except control.ControlError as exc:  # a finished job: the saved priority stays as it was
+                self.message_user(request, f"Priority not changed: {exc}.", messages.WARNING)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if obj is not None and not (obj.status in Job.FINISHED and obj.finished_at):

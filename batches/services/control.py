@@ -77,8 +77,18 @@ def queue_resume(*, by: str = "") -> None:
     transaction.on_commit(wake_workers)
 
 
+class ControlError(ValueError):
+    """A verb that cannot apply; the message says why and what to do."""
+
+
 def job_set_priority(job: Job, priority: str | int, *, by: str = "") -> None:
-    value = Priority.from_name(priority) if isinstance(priority, str) else Priority(priority)
+    """Move a job (and its units not started yet) to another priority level."""
+    try:
+        value = Priority.from_name(priority) if isinstance(priority, str) else Priority(priority)
+    except ValueError:
+        raise ControlError(f"unknown level {priority!r}: choose urgent, high, normal or low") from None
+    if not job.is_active:
+        raise ControlError(f"job {job.pk} already finished ({job.status}): nothing left to reorder")
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(priority=value, updated_at=timezone.now())
         Unit.objects.filter(job_id=job.pk, status=Unit.Status.PENDING).update(priority=value)

@@ -141,5 +141,8 @@ def job_priority(request: HttpRequest, job_id: int) -> HttpResponse:
     except ValueError:
         return action_done(request, f"Unknown priority {name!r}: choose urgent, high, normal or low.",
                            default=_job_url(job), ok=False)
-    control.job_set_priority(job, name, by=request.user.get_username())
-    return action_done(request, f"Job {job.pk} is now {name.lower()} priority.", default=_job_url(job))
+    try:
+        control.job_set_priority(job, name, by=request.user.get_username())
+    except control.ControlError as exc:  # the job finished meanwhile
+        return action_done(request, f"Priority not changed: {exc}.", default=_job_url(job), ok=False)
+    return action_done(request, f"Job {job.pk} is now {job.priority_name} priority.", default=_job_url(job))

@@ -42,12 +42,11 @@ class Command(cli.CliCommand):
             result = {"paused": False, "message": "Resumed the queue."}
         elif options["priority"]:
             job_id, level = options["priority"]
-            if level.strip().lower() not in PRIORITIES:
-                raise cli.UsageError(f"--priority: unknown level {level!r}: choose {', '.join(PRIORITIES)}")
             job = cli.get_job(job_id)
-            if not job.is_active:
-                raise cli.UsageError(f"--priority: job {job.pk} already finished ({job.status}): nothing left to reorder")
-            control.job_set_priority(job, level.strip().lower(), by=by)
+            try:
+                control.job_set_priority(job, level.strip().lower(), by=by)
+            except control.ControlError as exc:
+                raise cli.UsageError(f"--priority: {exc}") from None
             result = {"job": job.pk, "priority": job.priority_name,
                       "message": f"Job {job.pk} now has priority {job.priority_name}."}
         elif options["retry_failed"] is not None:
