@@ -262,6 +262,12 @@ class Unit(models.Model):
                 return cls.objects.select_related("job").get(pk=candidate)
         return None
 
+    @classmethod
+    def work_left(cls, *, node: str) -> bool:
+        """Anything still to claim, or still in flight on `node` (which only that node finishes)."""
+        claimable = cls.objects.filter(status=cls.Status.PENDING).exclude(job__status=Job.Status.CANCELLED)
+        return claimable.exists() or cls.objects.filter(node=node, status__in=cls.IN_FLIGHT).exists()
+
     def _guarded(self, from_statuses, **changes) -> bool:
         changed = Unit.objects.filter(pk=self.pk, status__in=list(from_statuses)).update(**changes)
         if changed:

@@ -19,10 +19,7 @@ def run_gpu_worker() -> int:
     from batches.services.worker import drain
 
     recorded = drain(time_budget=DRAIN_BUDGET)
-    still_work = Unit.objects.filter(status=Unit.Status.PENDING).exclude(
-        job__status="cancelled").exists() or Unit.objects.filter(
-        node=settings.GPU_NODE, status__in=Unit.IN_FLIGHT).exists()
-    if still_work and not QueueControl.is_paused():  # resuming nudges the nodes again
+    if Unit.work_left(node=settings.GPU_NODE) and not QueueControl.is_paused():  # resume nudges again
         wake_workers()
     return recorded
 

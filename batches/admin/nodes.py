@@ -1,12 +1,11 @@
 """The GPU nodes and the queue's pause switch in the admin."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 from django.contrib import admin
-from django.utils import timezone
 
-from batches.models import Image, QueueControl, WorkerNode
+from batches.services.stats import node_rates
+from batches.models import QueueControl, WorkerNode
 from batches.services import control
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
@@ -31,8 +30,7 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 
     @admin.display(description="images/min (10 min)")
     def images_per_minute(self, node: WorkerNode) -> str:
-        since = timezone.now() - timedelta(minutes=10)
-        return f"{Image.objects.filter(node=node.name, created_at__gte=since).count() / 10:.1f}"
+        return f"{node_rates().get(node.name, 0.0):.1f}"
 
     @admin.display(description="VRAM free")
     def vram_free_gb(self, node: WorkerNode) -> str:

@@ -48,13 +48,24 @@ def queue_statistics(*, window_minutes: int = 10) -> dict:
         "running_jobs": job_counts.get(Job.Status.RUNNING, 0),
         "jobs_by_status": job_counts,
         "units_failed": Unit.objects.filter(status=Unit.Status.FAILED).count(),
-        "nodes": node_statistics(since=since, span=span),
+        "nodes": node_statistics(window=timedelta(minutes=window_minutes)),
     }
 
 
-def node_statistics(*, since, span: float) -> list[dict]:
+NODE_RATE_WINDOW = timedelta(minutes=10)
+
+
+def node_rates(*, window: timedelta = NODE_RATE_WINDOW) -> dict[str, float]:
+    """Images per minute made by each GPU node over the last `window`."""
+    since = timezone.now() - window
+    minutes = window.total_seconds() / 60
+    counts = Image.objects.filter(created_at__gte=since).values_list("node").annotate(n=Count("id"))
+    return {node: n / minutes for node, n in counts}
+
+
+def node_statistics(*, window: timedelta = NODE_RATE_WINDOW) -> list[dict]:
     """Each GPU node: ComfyUI URL and health, VRAM, the unit it runs, recent images/min, heartbeat."""
-    recent = dict(Image.objects.filter(created_at__gte=since).values_list("node").annotate(n=Count("id")))
+    rates = node_rates(window=window)
     nodes = []
     for node in WorkerNode.objects.select_related("current_unit").order_by("name"):
         unit = node.current_unit
@@ -63,7 +74,7 @@ def node_statistics(*, since, span: float) -> list[dict]:
             "unreachable_since": node.unreachable_since, "last_error": node.last_error,
             "heartbeat_at": node.heartbeat_at, "vram_total": node.vram_total, "vram_free": node.vram_free,
             "images_made": node.images_made,
-            "images_per_minute": round(recent.get(node.name, 0) * 60.0 / span, 2),
+            "images_per_minute": round(rates.get(node.name, 0.0), 2),
             "current_unit": ({"job": unit.job_id, "index": unit.index, "status": unit.status}
                              if unit and unit.status in Unit.IN_FLIGHT else None),
         })

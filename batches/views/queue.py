@@ -13,13 +13,13 @@ from django.views.decorators.http import require_POST
 
 from batches.models import Event, Image, Job, QueueControl, Unit, WorkerNode
 from batches.services import control
+from batches.services.stats import node_rates
 from batches.views.access import can_change
 from batches.views.responses import action_done
 
 ACTIVE_LIMIT = 200  # rows on the page; a longer queue says how many more wait
 RECENT_LIMIT = 12
 STALE_HEARTBEAT = timedelta(seconds=90)
-NODE_RATE_WINDOW = timedelta(minutes=10)  # each node's images/min is over this window
 
 PARTIALS = {
     "rows": "batches/_queue_rows.html",
@@ -86,10 +86,9 @@ def worker_state(user) -> dict:
     now = timezone.now()
     control_row = QueueControl.objects.filter(pk=1).first()
     nodes = list(WorkerNode.objects.select_related("current_unit", "current_unit__job").order_by("name"))
-    recent = dict(Image.objects.filter(created_at__gte=now - NODE_RATE_WINDOW).values_list("node")
-                  .annotate(n=Count("id")))
+    rates = node_rates()
     for node in nodes:
-        node.images_per_minute = recent.get(node.name, 0) / (NODE_RATE_WINDOW.total_seconds() / 60)
+        node.images_per_minute = rates.get(node.name, 0.0)
         unit = node.current_unit
         node.busy_unit = unit if unit is not None and unit.status in Unit.IN_FLIGHT else None
         node.stale = bool(node.heartbeat_at and node.busy_unit and now - node.heartbeat_at > STALE_HEARTBEAT)
