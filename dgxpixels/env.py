@@ -45,6 +45,16 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def env_file_mode(name: str) -> int | None:
+    """An octal file mode such as 0640 or 664; None when unset (then the process umask decides)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"0?o?[0-7]{3}", raw):
+        raise _bad(name, raw, "expected an octal file mode such as 0640 or 0664")
+    return int(raw.lstrip("0o") or "0", 8)
+
+
 def env_http_url(name: str, default: str) -> str:
     raw = env_str(name, default)
     parts = urlsplit(raw)

@@ -7,6 +7,7 @@ from pathlib import Path
 from dgxpixels.env import (
     database_from_url,
     env_bool,
+    env_file_mode,
     env_float,
     env_http_url,
     env_node_name,
@@ -87,6 +88,9 @@ OUTPUT_ROOT = Path(env_str("OUTPUT_ROOT", str(BASE_DIR / "outputs"))).resolve()
 GPU_NODE = env_node_name("GPU_NODE", os.uname().nodename.split(".")[0] or "gpu0")
 REDIS_URL = env_redis_url("REDIS_URL")
 PROFILES_FILE = Path(env_str("PROFILES_FILE", str(BASE_DIR / "profiles" / "batch_profiles.yaml")))
+# Mode of every file written under OUTPUT_ROOT (octal, e.g. 0640 for a studio group that reads
+# the outputs). Unset: what the process umask allows (0644 under the usual umask 022).
+OUTPUT_FILE_MODE = env_file_mode("DGX_OUTPUT_FILE_MODE")
 WORKFLOWS_DIR = Path(env_str("WORKFLOWS_DIR", str(BASE_DIR / "workflows")))
 # How long one ComfyUI unit may take before the worker gives up waiting on it (seconds).
 UNIT_TIMEOUT = env_float("DGX_UNIT_TIMEOUT", 1800.0, minimum=1.0)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.utils import timezone
@@ -47,19 +49,84 @@ def relative(path: Path) -> str:
     return str(path.relative_to(output_root()))
 
 
+class OutsideOutputRoot(ValueError):
+    """A path that leads outside OUTPUT_ROOT (a `..` or a symlink pointing elsewhere)."""
+
+
+def contained(path: Path) -> Path:
+    """`path` with every symlink resolved, refused unless it stays inside OUTPUT_ROOT.
+
+    The one containment check for both sides: what the app serves or packs, and what the worker
+    writes. A symlinked job folder, image or batch_info.json that points elsewhere is refused.
+    """
+    root = output_root().resolve()
+    real = Path(path).resolve()
+    if real != root and root not in real.parents:
+        raise OutsideOutputRoot(f"{path} leads outside the output folder {root} (to {real})")
+    return real
+
+
 def resolve(relative_path: str) -> Path:
     """Turn a stored relative path into an absolute one that cannot escape OUTPUT_ROOT."""
-    root = output_root().resolve()
-    path = (root / relative_path).resolve()
-    if root != path and root not in path.parents:
-        raise ValueError(f"{relative_path!r} is outside the output root")
-    return path
+    return contained(output_root() / relative_path)
+
+
+def open_output(path: Path | str) -> IO[bytes]:
+    """Open a file under OUTPUT_ROOT for reading; raise FileNotFoundError unless it is a regular file
+    inside OUTPUT_ROOT (OutsideOutputRoot when it leads outside). A relative path is taken as stored
+    in a row, relative to OUTPUT_ROOT.
+
+    The file is opened by its resolved path without following a final symlink, and checked again
+    after opening, so a link swapped in between the check and the open is refused too.
+    """
+    path = Path(path)
+    real = contained(path if path.is_absolute() else output_root() / path)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # NONBLOCK: a FIFO must not hang us
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def file_mode() -> int:
+    """The mode of every output file: DGX_OUTPUT_FILE_MODE, else what the process umask allows."""
+    if settings.OUTPUT_FILE_MODE is not None:
+        return settings.OUTPUT_FILE_MODE
+    return 0o666 & ~_UMASK
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import, before any thread could race on os.umask
+
+
+def _writable_folder(folder: Path) -> None:
+    """Create `folder` (and parents) and check it, once created, still lies inside OUTPUT_ROOT."""
+    try:
+        contained(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        contained(folder)  # a symlink created in between would show here
+    except OutsideOutputRoot as exc:
+        raise OutputWriteError(f"refusing to write into {folder}: {exc}; remove the link, then retry") from exc
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {folder}: {exc.strerror or exc}") from exc
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    """Write to a temp file in the same folder, fsync, then rename: never a half-written file.
+
+    The folder must lie inside OUTPUT_ROOT once symlinks are resolved; the file gets file_mode()
+    (mkstemp's own 0600 would hide it from the studio's group).
+    """
+    _writable_folder(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
@@ -67,6 +134,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), file_mode())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:

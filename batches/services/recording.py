@@ -116,6 +116,13 @@ def _maybe_crash(point: str) -> None:
         os._exit(137)
 
 
+def _on_disk(relative: str) -> bool:
+    try:
+        return outputs.resolve(relative).is_file()
+    except outputs.OutsideOutputRoot:
+        return False  # rewritten below, where the write side refuses the link with a clear error
+
+
 def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
     """Download the unit's images, write them (image, thumbnail, metadata), record rows, mark done.
 
@@ -132,7 +139,7 @@ def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
     for batch_index, ref in enumerate(refs[: unit.batch_size]):
         sequence = unit.first_sequence + batch_index
         existing = Image.objects.filter(unit=unit, batch_index=batch_index).first()
-        if existing is not None and outputs.resolve(existing.file_path).exists():
+        if existing is not None and _on_disk(existing.file_path):
             recorded.append(existing)
             continue
         png = client.download(ref)

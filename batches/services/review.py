@@ -6,7 +6,10 @@ Views stay thin: they parse the request, call one function here, render.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
+import time
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -266,31 +269,43 @@ def zip_images(images: Iterable[Image], *, with_batch_info: bool = False) -> IO[
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             folder = image.job.output_dir or outputs.job_dir_name(image.job)
-            if with_batch_info and folder not in folders:
-                info = outputs.job_dir(image.job) / "batch_info.json"
-                if info.is_file():
-                    archive.write(info, f"{folder}/batch_info.json", compress_type=zipfile.ZIP_DEFLATED)
-            folders.add(folder)
-            for relative, arcname, kind in (
+            entries = [
                 (image.file_path, f"{folder}/{Path(image.file_path).name}", zipfile.ZIP_STORED),
                 (image.metadata_path, f"{folder}/metadata/{Path(image.metadata_path).name}", zipfile.ZIP_DEFLATED),
-            ):
-                if not relative:
-                    continue
-                try:
-                    path = outputs.resolve(relative)
-                except ValueError:
-                    missing.append(f"{arcname} (refused: outside the output folder)")
-                    continue
-                if path.is_file():
-                    archive.write(path, arcname, compress_type=kind)
-                else:
-                    missing.append(arcname)
+            ]
+            if with_batch_info and folder not in folders:
+                entries.insert(0, (outputs.job_dir(image.job) / "batch_info.json", f"{folder}/batch_info.json",
+                                   zipfile.ZIP_DEFLATED))
+            folders.add(folder)
+            for source, arcname, kind in entries:
+                if source:
+                    _add_to_zip(archive, source, arcname, kind, missing)
         if missing:
             archive.writestr("MISSING.txt", "These files were not on disk when the zip was made:\n"
                              + "\n".join(missing) + "\n")
     tmp.seek(0)
     return tmp
+
+
+def _add_to_zip(archive: zipfile.ZipFile, source, arcname: str, kind: int, missing: list[str]) -> None:
+    """Pack one output file, only if it is a regular file inside OUTPUT_ROOT; else note why not."""
+    try:
+        handle = outputs.open_output(source)
+    except outputs.OutsideOutputRoot:
+        missing.append(f"{arcname} (refused: it leads outside the output folder)")
+        return
+    except OSError:
+        missing.append(arcname)
+        return
+    info = zipfile.ZipInfo(arcname, date_time=_zip_time(handle))
+    info.compress_type = kind
+    info.external_attr = 0o644 << 16
+    with handle, archive.open(info, "w") as out:
+        shutil.copyfileobj(handle, out, 1 << 20)
+
+
+def _zip_time(handle) -> tuple:
+    return time.localtime(max(os.fstat(handle.fileno()).st_mtime, 315532800))[:6]  # zip starts at 1980
 
 
 def job_zip(job: Job, *, review: str = "") -> tuple[IO[bytes], str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 
-from batches.services.outputs import resolve
+from batches.services.outputs import open_output
 from batches.views.access import get_image_for_user
 
 # The files never change once written (written atomically, named by sequence and seed).
@@ -17,12 +17,10 @@ def _file(relative: str, content_type: str, *, download: bool = False) -> FileRe
     if not relative:
         raise Http404("no such file")
     try:
-        path = resolve(relative)
-    except ValueError:  # a stored path that points outside OUTPUT_ROOT: never serve it
-        raise Http404("no such file") from None
-    if not path.is_file():
-        raise Http404("the file is missing from the output folder")
-    response = FileResponse(path.open("rb"), content_type=content_type, as_attachment=download,
+        handle = open_output(relative)
+    except (OSError, ValueError):  # missing, not a regular file, or a link leading outside OUTPUT_ROOT
+        raise Http404("the file is missing from the output folder") from None
+    response = FileResponse(handle, content_type=content_type, as_attachment=download,
                             filename=Path(relative).name)
     response["Cache-Control"] = CACHE_CONTROL
     return response
