@@ -8,9 +8,11 @@ Exit codes (the same for every command):
 """
 from __future__ import annotations
 
+import argparse
 import getpass
 import json
 import logging
+import re
 import sys
 import time
 from datetime import timedelta
@@ -22,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from batches.models import Job, Unit
+from batches.numbers import NumberError, parse_id, parse_int
 from batches.services import outputs
 
 EXIT_COMPLETED = 0
@@ -140,14 +143,47 @@ def actor_name(name: str | None = None) -> str:
     return name or os_user_name() or "cli"
 
 
-def get_job(job_id) -> Job:
+def get_job(job_id, *, flag: str = "") -> Job:
+    """The job a JOB_ID names; a usage error (naming `flag` when given) if it is not an id or no job."""
+    prefix = f"{flag}: " if flag else ""
     try:
-        return Job.objects.select_related("owner").get(pk=int(job_id))
-    except (Job.DoesNotExist, ValueError, TypeError):
-        raise UsageError(f"job {job_id} does not exist: manage.py batch_status --all lists the jobs") from None
+        pk = parse_id(job_id, what="a job id")
+    except NumberError as exc:
+        raise UsageError(f"{prefix}{exc}: manage.py batch_status --all lists the jobs") from None
+    try:
+        return Job.objects.select_related("owner").get(pk=pk)
+    except Job.DoesNotExist:
+        raise UsageError(f"{prefix}job {pk} does not exist: manage.py batch_status --all lists the jobs") from None
+
+
+# --- argument types: ASCII digits only (argparse's int() also reads '٣', ' 3' and '1_0') -----------
+
+
+def job_id_arg(value: str) -> int:
+    try:
+        return parse_id(value, what="a job id")
+    except NumberError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def whole_number_arg(value: str) -> int:
+    """A whole number; its range is checked where it is used (the service names the limits)."""
+    try:
+        return parse_int(value)
+    except NumberError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --- rendering -----------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text) -> str:
+    """Stored text (names, prompts, errors from ComfyUI) as shown on a terminal: every control
+    character escaped (ESC would be a command to the terminal), all else as it is."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group()) or f"\\x{ord(m.group()):02x}", str(text))
 
 
 def duration(value: timedelta | float | None) -> str:
@@ -202,7 +238,7 @@ def summary_line(job: Job) -> str:
 
 def unit_errors(job: Job, limit: int = 3) -> list[str]:
     rows = job.units.filter(status=Unit.Status.FAILED).order_by("index").values_list("index", "error")[:limit]
-    return [f"unit {index}: {' '.join((error or 'failed').split())}" for index, error in rows]
+    return [f"unit {index}: {printable(' '.join((error or 'failed').split()))}" for index, error in rows]
 
 
 def job_payload(job: Job, *, units: bool = False) -> dict:

@@ -377,6 +377,29 @@ class Event(models.Model):
                 "at": self.created_at.isoformat()}
 
 
+class ActionRequest(models.Model):
+    """One press of an operator button (requeue, retry), kept so that pressing it twice acts once.
+
+    The page and the admin send a fresh random key with every form they draw; a second POST with
+    the same key (a double click, a resent form) gets the first one's answer. The unique
+    constraint makes this hold with several web processes too. Pruned with the events.
+    """
+
+    class Action(models.TextChoices):
+        REQUEUE = "requeue"
+        RETRY = "retry"
+
+    key = models.CharField(max_length=64)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    by = models.CharField(max_length=150, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["action", "job", "key"], name="action_request_once")]
+
+
 class QueueControl(models.Model):
     """The one row that holds queue-wide switches (pause)."""
 
@@ -414,6 +437,11 @@ class WorkerNode(models.Model):
     vram_free = models.BigIntegerField(null=True, blank=True)
     current_unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     images_made = models.PositiveIntegerField(default=0)
+    # The one qcluster that serves this node (a lease: see services/node_lease.py). Blank when none.
+    worker_id = models.CharField(max_length=64, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_started_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from dgxpixels.env import (
@@ -30,8 +31,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "batches",  # before django_q: its `qcluster` command shadows django-q2's (batches/gpu_cluster.py)
     "django_q",
-    "batches",
+    "axes",  # login throttling
 ]
 
 MIDDLEWARE = [
@@ -42,6 +44,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it turns a locked-out sign-in (dashboard or admin) into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dgxpixels.urls"
@@ -73,6 +77,33 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# Every sign-in (the dashboard's and the admin's) goes through authenticate(), so the axes
+# backend, first, counts failures for both.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("DGX_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = int(env_float("DGX_LOGIN_FAILURE_LIMIT", 5, minimum=1))
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("DGX_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Locked per username from one address: a typo-prone artist elsewhere in the studio still gets in.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# REMOTE_ADDR only: X-Forwarded-For is whatever the client writes (run daphne with
+# --proxy-headers behind a reverse proxy, which sets REMOTE_ADDR from the proxy's header).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+AXES_LOCKOUT_CALLABLE = "batches.views.lockout.locked_out"
+
+# --- Mail: password reset is offered only where mail can be sent ----------------------------
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_PORT = int(env_float("EMAIL_PORT", 25, minimum=1))
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "dgx-pixels@localhost")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -100,8 +131,17 @@ NODE_STALE_SECONDS = env_float("DGX_NODE_STALE_SECONDS", 30.0, minimum=1.0)
 # Model affinity: a unit whose checkpoint is already loaded may overtake a unit of the same
 # priority that needs a model swap, at most this many times per unit (0 turns affinity off).
 AFFINITY_MAX_SKIPS = int(env_float("DGX_AFFINITY_MAX_SKIPS", 8, minimum=0))
+# On SIGTERM/SIGINT the GPU worker claims nothing new and waits this long for the unit on the
+# GPU to finish; past it the unit is handed back (reconciled by prompt id on the next start).
+STOP_GRACE = env_float("DGX_STOP_GRACE", 30.0, minimum=0.0)
 # Start the GPU worker with the queue paused (after a restart, look before anything runs).
 START_PAUSED = env_bool("DGX_START_PAUSED", False)
+# Most images one user (not staff) may have waiting in the queue at once; 0 turns the limit off.
+USER_QUEUE_LIMIT = int(env_float("DGX_USER_QUEUE_LIMIT", 20_000, minimum=0))
+# Progress events older than this are pruned (hourly, and by batch_cleanup); the newest
+# EVENT_KEEP_LAST always stay, so a page that reconnects can still catch up from its last id.
+EVENT_RETENTION = timedelta(hours=env_float("DGX_EVENT_RETENTION_HOURS", 24, minimum=0))
+EVENT_KEEP_LAST = int(env_float("DGX_EVENT_KEEP_LAST", 1000, minimum=1))
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after
 # it has written a unit's files and before it records them. Never set it in production.
 FAULT = env_str("DGX_FAULT", "")

@@ -135,7 +135,7 @@ def test_generate_says_when_the_queue_is_paused(artist):
 
 BAD_FLAGS = [
     (["--prompt", "x", "--steps", "0"], "--steps: must be between 1 and 150"),
-    (["--prompt", "x", "--steps", "many"], "--steps: invalid int value"),
+    (["--prompt", "x", "--steps", "many"], "--steps: expected a whole number"),
     (["--prompt", "x", "--cfg-scale", "99"], "--cfg-scale: must be between"),
     (["--prompt", "x", "--batch-size", "3"], "--batch-size: invalid choice"),
     (["--prompt", "x", "--priority", "asap"], "--priority: invalid choice"),

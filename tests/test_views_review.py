@@ -279,7 +279,8 @@ def test_gallery_filters_by_job_prompt_profile_checkpoint_lora_review_and_star(c
     assert shown(review="rejected") == {q[1].pk}
     assert shown(review="unreviewed") == {s[1].pk, q[0].pk}
     assert shown(starred="1") == {q[0].pk}
-    assert shown(review="nonsense", job="x") == {i.pk for i in s + q}  # meaningless filters are ignored
+    assert shown(review="nonsense") == {i.pk for i in s + q}  # a choice the bar does not offer is ignored
+    assert client.get(reverse("gallery"), {"job": "x"}).status_code == 400  # an id that is not one is refused
 
     html = client.get(reverse("gallery"), {"job": speed.pk}).content.decode()
     assert reverse("job-zip", args=[speed.pk]) in html  # the job bar offers its zip

@@ -1,7 +1,9 @@
 """Jobs in the admin: list, filters, inlines, the add form (job_submit) and the operator actions."""
 from __future__ import annotations
 
+import uuid
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -11,9 +13,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from batches.models import Image, Job, Priority, Unit
+from batches.numbers import id_or_none
 from batches.services import control
 from batches.services.cleanup import job_delete
 from batches.services.outputs import job_dir
+from batches.services.quotas import QuotaError
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
 from batches.admin.common import _actor, _file_links, _plural, _short, _thumb
@@ -106,6 +110,16 @@ def _set_priority_action(level: Priority):
     return action
 
 
+class JobActionForm(helpers.ActionForm):
+    # A fresh key each time the list is drawn, sent back with the action: pressing "Go" twice
+    # (a double click, a resent form) requeues or retries once.
+    request_id = forms.CharField(required=False, widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex)
+
+
+def _request_key(request) -> str:
+    return request.POST.get("request_id", "")
+
+
 def _job_submit_form():
     from batches.forms import JobForm  # the dashboard's form: the same parsing, the same job_submit call
 
@@ -124,6 +138,7 @@ class JobAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     list_per_page = 50
     inlines = (UnitInline, ImageInline)
+    action_form = JobActionForm
     actions = ["cancel_jobs", "stop_after_current", "retry_failed", "requeue",
                *(_set_priority_action(level) for level in sorted(Priority, reverse=True))]
     editable_fields = ("name", "priority")
@@ -174,8 +189,9 @@ class JobAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip().lstrip("#")
-        if term.isdigit():
-            results = results | queryset.filter(pk=int(term))
+        job_id = id_or_none(term)
+        if job_id is not None:
+            results = results | queryset.filter(pk=job_id)
         return results, may_have_duplicates
 
     # --- adding: the dashboard's submission form -----------------------------------------------
@@ -291,16 +307,23 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry failed units", permissions=["change"])
     def retry_failed(self, request, queryset):
-        units = sum(control.job_retry_failed(job, by=_actor(request)) for job in queryset)
+        units, problems = 0, []
+        for job in queryset:
+            try:
+                units += control.job_retry_failed(job, by=_actor(request), request_key=_request_key(request))
+            except QuotaError as exc:
+                problems.append(f"job {job.pk}: {exc}")
         level = messages.SUCCESS if units else messages.WARNING
         self.message_user(request, f"{_plural(units, 'failed unit')} back in the queue.", level)
+        for problem in problems:
+            self.message_user(request, f"Cannot retry {problem}", messages.ERROR)
 
     @admin.action(description="Requeue (a new job with the same parameters)", permissions=["add"])
     def requeue(self, request, queryset):
         new, problems = [], []
         for job in queryset:
             try:
-                copy = control.job_requeue(job)
+                copy = control.job_requeue(job, by=_actor(request), request_key=_request_key(request))
             except ValueError as exc:  # SubmissionError: a workflow or profile changed since
                 problems.append(f"job {job.pk}: {exc}")
                 continue

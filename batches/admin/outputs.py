@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from batches.models import Image, Unit
+from batches.numbers import id_or_none
 from batches.services import review
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
@@ -60,8 +61,9 @@ class UnitAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if term.isdigit():
-            results = results | queryset.filter(job_id=int(term))
+        job_id = id_or_none(term)
+        if job_id is not None:
+            results = results | queryset.filter(job_id=job_id)
         else:
             try:
                 results = results | queryset.filter(comfy_prompt_id=uuid.UUID(term))
@@ -144,7 +146,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term.isdigit():
-            results = results | queryset.filter(job_id=int(term))
+        job_id = id_or_none(search_term)
+        if job_id is not None:
+            results = results | queryset.filter(job_id=job_id)
         return results, may_have_duplicates

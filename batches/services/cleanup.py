@@ -22,8 +22,10 @@ from django.utils import timezone
 
 from batches.models import Job
 from batches.services import outputs
+from batches.services.events import prune_events
 
 BATCH_FOLDER = re.compile(r"^batch_\d{8}_\d{6}_\d+$")
+MAX_DAYS = 36500  # 100 years: more is a typo, and timedelta overflows not far past it
 
 
 @dataclass
@@ -47,6 +49,7 @@ class CleanupReport:
     dry_run: bool
     removals: list[Removal] = field(default_factory=list)
     spared_active: list[int] = field(default_factory=list)  # old jobs left alone because they still run
+    events_pruned: int = 0  # progress events past DGX_EVENT_RETENTION_HOURS (see events.prune_events)
 
     @property
     def jobs(self) -> list[Removal]:
@@ -134,8 +137,8 @@ def job_delete(job: Job, *, dry_run: bool = False) -> Removal:
 
 def cleanup_old_batches(*, older_than_days: float, dry_run: bool = False, now: datetime | None = None) -> CleanupReport:
     """Remove jobs finished more than `older_than_days` ago, with their files, and orphan folders."""
-    if older_than_days < 0:
-        raise ValueError("older_than_days must not be negative")
+    if not 0 <= older_than_days <= MAX_DAYS:  # also refuses NaN; past MAX_DAYS timedelta overflows
+        raise ValueError(f"older_than_days must be between 0 and {MAX_DAYS}, got {older_than_days}")
     now = now or timezone.now()
     cutoff = now - timedelta(days=older_than_days)
     report = CleanupReport(older_than_days=older_than_days, cutoff=cutoff, dry_run=dry_run)
@@ -166,4 +169,6 @@ def cleanup_old_batches(*, older_than_days: float, dry_run: bool = False, now: d
                 removal.error = _remove_tree(folder)
                 removal.removed = not removal.error
             report.removals.append(removal)
+    if not dry_run:
+        report.events_pruned = prune_events(now=now)
     return report

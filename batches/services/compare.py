@@ -5,6 +5,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from batches.models import Image, Job
+from batches.numbers import NumberError, parse_id_list
 
 MIN_COMPARE, MAX_COMPARE = 2, 4
 
@@ -15,17 +16,10 @@ class CompareError(ValueError):
 
 def parse_job_ids(params) -> list[int]:
     """`?jobs=1,2,3` or `?job=1&job=2` (the picker's checkboxes), order kept, duplicates dropped."""
-    raw = [*params.getlist("jobs"), *params.getlist("job")]
-    ids: list[int] = []
-    for value in raw:
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if not part.isdigit() or int(part) <= 0:
-                raise CompareError(f"{part!r} is not a job id")
-            ids.append(int(part))
-    ids = list(dict.fromkeys(ids))
+    try:
+        ids = parse_id_list([*params.getlist("jobs"), *params.getlist("job")], what="a job id")
+    except NumberError as exc:
+        raise CompareError(str(exc)) from None
     if len(ids) > MAX_COMPARE:
         raise CompareError(f"{len(ids)} jobs chosen: compare at most {MAX_COMPARE} at once")
     return ids

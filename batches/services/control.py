@@ -1,11 +1,16 @@
 """Operator verbs on the queue: cancel, stop after the current unit, pause, retry, requeue, priority."""
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from batches.models import Job, Priority, QueueControl, Unit
+from batches.models import ActionRequest, Job, Priority, QueueControl, Unit
 from batches.services.events import publish
+from batches.services.quotas import check_queue_quota
 
 
 def job_cancel(job: Job, *, by: str = "") -> bool:
@@ -96,11 +101,23 @@ def job_set_priority(job: Job, priority: str | int, *, by: str = "") -> None:
     publish("job_priority", job_id=job.pk, priority=value.label, by=by)
 
 
-def job_retry_failed(job: Job, *, by: str = "") -> int:
-    """Put a job's failed units back in the queue (after a fix: a new LoRA, a writable disk)."""
+def job_retry_failed(job: Job, *, by: str = "", request_key: str = "") -> int:
+    """Put a job's failed units back in the queue (after a fix: a new LoRA, a writable disk).
+
+    The owner's queue limit applies (QuotaError). A repeat of one request (the same
+    `request_key`: a double click) retries nothing more and returns the first answer.
+    """
+    result = _once(ActionRequest.Action.RETRY, job, request_key, by,
+                   lambda: {"units": _retry_failed(job, by=by)})
+    return result["units"]
+
+
+def _retry_failed(job: Job, *, by: str) -> int:
     now = timezone.now()
     with transaction.atomic():
-        retried = Unit.objects.filter(job_id=job.pk, status=Unit.Status.FAILED).update(
+        failed = Unit.objects.filter(job_id=job.pk, status=Unit.Status.FAILED)
+        check_queue_quota(user=job.owner, adding=failed.aggregate(n=Sum("batch_size"))["n"] or 0)
+        retried = failed.update(
             status=Unit.Status.PENDING, attempts=0, error="", error_details=None, finished_at=None, node=""
         )
         if retried:
@@ -118,8 +135,17 @@ def job_retry_failed(job: Job, *, by: str = "") -> int:
     return retried
 
 
-def job_requeue(job: Job, *, owner=None) -> Job:
-    """A new job with the same parameters (and the same seeds, when the original had a base seed)."""
+def job_requeue(job: Job, *, owner=None, by: str = "", request_key: str = "") -> Job:
+    """A new job with the same parameters (and the same seeds, when the original had a base seed).
+
+    A repeat of one request (the same `request_key`: a double click) returns the job the first made.
+    """
+    result = _once(ActionRequest.Action.REQUEUE, job, request_key, by,
+                   lambda: {"job": _requeue(job, owner=owner).pk})
+    return Job.objects.get(pk=result["job"])
+
+
+def _requeue(job: Job, *, owner) -> Job:
     from batches.services.submission import job_submit
 
     new = job_submit(
@@ -134,6 +160,33 @@ def job_requeue(job: Job, *, owner=None) -> Job:
     Job.objects.filter(pk=new.pk).update(requeued_from=job)
     new.requeued_from = job
     return new
+
+
+def _once(action: str, job: Job, key: str, by: str, run: Callable[[], dict]) -> dict:
+    """Run `run` once per request key; a repeat gets the first run's answer.
+
+    The claim and the work commit together: if the work fails, the key is free again. A repeat
+    that arrives while the first still runs waits on the claim's row (the unique constraint) and
+    then reads its answer.
+    """
+    key = (key or "").strip()[:64]
+    if not key:
+        return run()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                claim = ActionRequest.objects.create(action=action, job=job, key=key, by=by[:150])
+        except IntegrityError:
+            return ActionRequest.objects.get(action=action, job=job, key=key).result
+        result = run()
+        ActionRequest.objects.filter(pk=claim.pk).update(result=result)
+    return result
+
+
+def forget_action_requests(*, before: datetime) -> int:
+    """Drop the keys of requests older than `before` (a double click is a matter of seconds)."""
+    deleted, _ = ActionRequest.objects.filter(created_at__lt=before).delete()
+    return deleted
 
 
 def _finish_if_idle(job: Job) -> None:

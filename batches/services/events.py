@@ -10,8 +10,10 @@ import json
 import logging
 import threading
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from batches.models import Event
 
@@ -84,3 +86,28 @@ def send_to_groups(events: list[Event]) -> None:
             async_to_sync(layer.group_send)(group, frame(messages))
         except Exception:  # the events are stored; a page catches up on reconnect
             log.exception("could not send %d event(s) to %s", len(messages), group)
+
+
+def prune_events(*, retention: timedelta | None = None, keep_last: int | None = None,
+                 now: datetime | None = None) -> int:
+    """Delete events older than `retention`, except the newest `keep_last`; return how many went.
+
+    Pages replay from the last event id they saw and reload their partials when they reconnect,
+    so old events serve nobody. The newest `keep_last` stay whatever their age: a quiet queue
+    keeps its recent history, and the highest id survives for `latest_event_id`.
+    """
+    retention = settings.EVENT_RETENTION if retention is None else retention
+    keep_last = settings.EVENT_KEEP_LAST if keep_last is None else keep_last
+    cutoff = (now or timezone.now()) - retention
+    if keep_last > 0:
+        kept = list(Event.objects.order_by("-id").values_list("id", flat=True)[keep_last - 1:keep_last])
+        if not kept:  # fewer events than keep_last: all stay
+            return 0
+        old = Event.objects.filter(id__lt=kept[0], created_at__lt=cutoff)
+    else:
+        old = Event.objects.filter(created_at__lt=cutoff)
+    # Event has no children and no delete signals: one DELETE statement, not a fetch per row.
+    deleted, _ = old.delete()
+    if deleted:
+        log.info("pruned %d events older than %s", deleted, cutoff.isoformat(timespec="seconds"))
+    return deleted

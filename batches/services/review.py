@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from batches.models import Event, Image, Job
+from batches.numbers import NumberError, parse_id, parse_id_list
 from batches.services import outputs
 from batches.services.events import publish
 
@@ -46,8 +47,9 @@ class GalleryFilters:
 
     @classmethod
     def from_query(cls, params) -> "GalleryFilters":
-        """Read filters from GET parameters; values that cannot mean anything are ignored."""
-        job = positive_int(params.get("job"))
+        """Read filters from GET parameters; unknown choices are ignored, a job that is not an id
+        raises NumberError (the view answers 400)."""
+        job = query_id(params, "job", what="a job id")
         review = (params.get("review") or "").strip()
         if review not in Image.Review.values:
             review = ""
@@ -75,12 +77,10 @@ class GalleryFilters:
         return bool(self.as_query())
 
 
-def positive_int(value) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
+def query_id(params, name: str, *, what: str, minimum: int = 1) -> int | None:
+    """An id from a GET parameter: None when absent or blank, NumberError when it is not an id."""
+    value = (params.get(name) or "").strip()
+    return parse_id(value, what=what, minimum=minimum) if value else None
 
 
 def gallery_queryset(filters: GalleryFilters) -> QuerySet[Image]:
@@ -215,16 +215,10 @@ def image_star(*, image: Image, starred: bool | None = None) -> Image:
 
 def parse_ids(values: Iterable[str]) -> list[int]:
     """Ids from form values, each either one id or a comma-separated list; raises ReviewError."""
-    ids: list[int] = []
-    for value in values:
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if not part.isdigit():
-                raise ReviewError(f"{part!r} is not an image id")
-            ids.append(int(part))
-    ids = list(dict.fromkeys(ids))
+    try:
+        ids = parse_id_list(values, what="an image id")
+    except NumberError as exc:
+        raise ReviewError(str(exc)) from None
     if not ids:
         raise ReviewError("select at least one image")
     if len(ids) > MAX_SELECTION:

@@ -5,6 +5,7 @@ import difflib
 import logging
 import math
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from batches.models import Job, Priority, Unit
+from batches.numbers import NumberError, parse_int
 
 log = logging.getLogger("batches.submission")
 
@@ -34,6 +36,20 @@ LIMITS = {
     "prompts_file_bytes": 2 * 1024 * 1024,
 }
 SEED_SPACE = 2**32
+# C0 controls but tab and newline, DEL and C1: ESC, BEL or CSI in a name or prompt would reach the
+# operator's terminal (batch_status) and the logs as commands, not text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character a text field refuses, as U+XXXX; None when there is none."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def _text(value) -> str:
+    """A text field's value, stripped, with Windows line breaks (a browser's textarea) as newlines."""
+    return str(value).replace("\r\n", "\n").strip() if value is not None else ""
 
 
 class SubmissionError(ValueError):
@@ -55,13 +71,10 @@ class _Checker:
     def integer(self, name: str, value, *, low: int, high: int, allowed: tuple[int, ...] | None = None):
         if value is None or value == "":
             return None
-        if isinstance(value, bool):
-            self.add(name, f"expected a whole number, got {value!r}")
-            return None
         try:
-            number = int(str(value).strip()) if not isinstance(value, int) else value
-        except ValueError:
-            self.add(name, f"expected a whole number, got {value!r}")
+            number = parse_int(value, field=name)  # ASCII digits only: int() also reads '٣' and '1_0'
+        except NumberError as exc:
+            self.add(name, str(exc))
             return None
         if allowed is not None and number not in allowed:
             self.add(name, f"must be one of {', '.join(map(str, allowed))}, got {number}")
@@ -190,21 +203,25 @@ def job_submit(
         check.add("prompts", "give at least one prompt (--prompt TEXT or --prompts-file FILE)")
     else:
         for i, text in enumerate(prompts, start=1):
-            text = str(text).strip() if text is not None else ""
+            text = _text(text)
             where = f"prompt {i}" if len(prompts) > 1 else "the prompt"
             if not text:
                 check.add("prompts", f"{where} is empty: write what the sprite should show")
             elif len(text) > limits["prompt_length"]:
                 check.add("prompts", f"{where} is {len(text)} characters; the limit is {limits['prompt_length']}: shorten it")
+            elif bad := control_character(text):
+                check.add("prompts", f"{where} contains a control character ({bad}): remove it")
             else:
                 prompt_list.append(text)
         if len(prompts) > limits["prompts"]:
             check.add("prompts", f"{len(prompts)} prompts; the limit is {limits['prompts']} per job: split the file")
-    if negative_prompt is None:
-        negative_prompt = ""
-    negative_prompt = str(negative_prompt).strip()
+    negative_prompt = _text(negative_prompt)
     if len(negative_prompt) > limits["prompt_length"]:
         check.add("negative_prompt", f"is {len(negative_prompt)} characters; the limit is {limits['prompt_length']}")
+    name = _text(name)
+    name_limit = Job._meta.get_field("name").max_length
+    if len(name) > name_limit:
+        check.add("name", f"is {len(name):,} characters; the limit is {name_limit}")
 
     # Profile: the defaults for everything not given
     prof = None
@@ -253,10 +270,15 @@ def job_submit(
 
     # Workflow
     workflow = (workflow or "batch_optimized").strip()
+    for label, value in (("negative_prompt", negative_prompt), ("name", name), ("checkpoint", checkpoint),
+                         ("lora", lora), ("sampler", sampler), ("scheduler", scheduler), ("workflow", workflow)):
+        if bad := control_character(value or ""):
+            check.add(label, f"contains a control character ({bad}): remove it")
     graph = None
     try:
         wf = load_workflow(workflow)
         graph, workflow_source = wf.graph, wf.source
+        workflow = wf.name  # stored as its name in the workflows folder, however it was written
     except WorkflowError as exc:
         check.add("workflow", str(exc))
 
@@ -310,6 +332,13 @@ def job_submit(
             check.add("workflow", problem)
         if not checkpoint:
             checkpoint = _workflow_checkpoint(graph)
+
+    if prompt_list and count_n:
+        from batches.services.quotas import queue_quota_problem
+
+        quota = queue_quota_problem(user=owner, adding=len(prompt_list) * count_n)
+        if quota:
+            check.add("count", quota)
 
     if check.errors:
         raise SubmissionError(check.errors)

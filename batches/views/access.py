@@ -5,6 +5,15 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from batches.models import Image, Job
+from batches.numbers import NumberError, parse_id
+
+
+def _id_or_404(value) -> int:
+    """A path id the database cannot hold (past 2**63 - 1) names nothing: 404, not a query."""
+    try:
+        return parse_id(value)
+    except NumberError:
+        raise Http404("no such id") from None
 
 
 def can_change(user, job: Job) -> bool:
@@ -19,7 +28,7 @@ def get_job_for_user(request, job_id: int, *, change: bool = False) -> Job:
     """
     from django.core.exceptions import PermissionDenied
 
-    job = get_object_or_404(Job.objects.select_related("owner"), pk=job_id)
+    job = get_object_or_404(Job.objects.select_related("owner"), pk=_id_or_404(job_id))
     if change and not can_change(request.user, job):
         raise PermissionDenied("only the job's owner or staff may change it")
     return job
@@ -28,7 +37,7 @@ def get_job_for_user(request, job_id: int, *, change: bool = False) -> Job:
 def get_image_for_user(request, image_id: int, *, change: bool = False) -> Image:
     from django.core.exceptions import PermissionDenied
 
-    image = get_object_or_404(Image.objects.select_related("job", "job__owner"), pk=image_id)
+    image = get_object_or_404(Image.objects.select_related("job", "job__owner"), pk=_id_or_404(image_id))
     if change and not can_change(request.user, image.job):
         raise PermissionDenied("only the job's owner or staff may review its images")
     return image

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from batches.numbers import NumberError
 from batches.services import review as reviews
 from batches.views.access import can_change, get_image_for_user, get_job_for_user
 from batches.views.responses import safe_next, wants_json
@@ -18,18 +19,18 @@ from batches.views.responses import safe_next, wants_json
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     """The grid page; `?partial=1&after=<id>` answers only the tiles newer than <id> (live top)."""
-    filters = reviews.GalleryFilters.from_query(request.GET)
+    try:
+        filters = reviews.GalleryFilters.from_query(request.GET)
+        before = reviews.query_id(request.GET, "before", what="an image id")
+        after = reviews.query_id(request.GET, "after", what="an image id", minimum=0)
+    except NumberError as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
     if request.GET.get("partial"):
-        after = reviews.positive_int(request.GET.get("after")) or 0
-        images, more = reviews.images_newer_than(filters, after)
+        images, more = reviews.images_newer_than(filters, after or 0)
         response = render(request, "batches/_gallery_grid.html", {"images": images})
         response["X-More"] = "1" if more else "0"
         return response
-    page = reviews.gallery_page(
-        filters,
-        before=reviews.positive_int(request.GET.get("before")),
-        after=reviews.positive_int(request.GET.get("after")),
-    )
+    page = reviews.gallery_page(filters, before=before, after=after or None)
     job = None
     if filters.job:
         job = get_job_for_user(request, filters.job)

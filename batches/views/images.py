@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
 
 from batches.services.outputs import open_output
 from batches.views.access import get_image_for_user
@@ -31,6 +32,7 @@ def _download(request: HttpRequest) -> bool:
 
 
 @login_required
+@require_safe
 def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
     """The full PNG; `?download=1` sends it as an attachment."""
     image = get_image_for_user(request, image_id)
@@ -38,6 +40,7 @@ def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_image_for_user(request, image_id)
     if image.thumb_path:
@@ -49,6 +52,7 @@ def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
     """The image's metadata JSON as written next to it; the stored copy if the file is gone."""
     image = get_image_for_user(request, image_id)

@@ -1,18 +1,22 @@
 """Submitting a job, the job page, and what an owner (or staff) can do to a job."""
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from batches.forms import JobForm, initial_from_job
 from batches.models import Job, Priority, Unit, WorkerNode
+from batches.numbers import NumberError, parse_id
 from batches.services import control
 from batches.services.outputs import job_parameters
+from batches.services.quotas import QuotaError
 from batches.views.access import can_change, get_job_for_user
 from batches.views.queue import latest_event_id
 from batches.views.responses import action_done
@@ -23,6 +27,7 @@ UNIT_STRIP_LIMIT = 2000
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def job_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = JobForm(request.POST, request.FILES)
@@ -34,8 +39,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
     else:
         initial = {}
         source = request.GET.get("from", "")
-        if source.isdigit():
-            initial = initial_from_job(get_job_for_user(request, int(source)))
+        if source:
+            try:
+                initial = initial_from_job(get_job_for_user(request, parse_id(source, what="a job id")))
+            except NumberError as exc:
+                return HttpResponseBadRequest(f"from: {exc}", content_type="text/plain")
         form = JobForm(initial=initial)
         status = 200
     return render(request, "batches/job_form.html", {"form": form}, status=status)
@@ -60,10 +68,13 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
         "priorities": [p.label for p in sorted(Priority, reverse=True)],
         # Units of an active job wait while ComfyUI is away: say so, and since when.
         "outages": list(WorkerNode.objects.filter(comfyui_ok=False).order_by("name")) if job.is_active else [],
+        # Sent back with retry and requeue: a double click on the same drawing acts once.
+        "request_id": uuid.uuid4().hex,
     }
 
 
 @login_required
+@require_safe
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request, job_id)
     part = request.GET.get("partial")
@@ -72,8 +83,11 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     images = job.images.order_by("-id")
     if part == "images":
         after = request.GET.get("after", "")
-        if after.isdigit():
-            images = images.filter(pk__gt=int(after))
+        if after:
+            try:
+                images = images.filter(pk__gt=parse_id(after, what="an image id", minimum=0))
+            except NumberError as exc:
+                return HttpResponseBadRequest(f"after: {exc}", content_type="text/plain")
         return render(request, "batches/_job_images.html", {"job": job, "images": images[:IMAGES_ON_PAGE]})
     ctx = _state_context(request, job)
     ctx.update(
@@ -111,7 +125,11 @@ def job_stop(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_job_for_user(request, job_id, change=True)
-    n = control.job_retry_failed(job, by=request.user.get_username())
+    try:
+        n = control.job_retry_failed(job, by=request.user.get_username(),
+                                     request_key=request.POST.get("request_id", ""))
+    except QuotaError as exc:
+        return action_done(request, f"Job {job.pk} not retried: {exc}.", default=_job_url(job), ok=False)
     if not n:
         return action_done(request, f"Job {job.pk} has no failed units to retry.", default=_job_url(job), ok=False)
     return action_done(request, f"{n} failed unit{'s' if n != 1 else ''} of job {job.pk} back in the queue.",
@@ -124,7 +142,8 @@ def job_requeue(request: HttpRequest, job_id: int) -> HttpResponse:
     """A new job with the same parameters, owned by the original job's owner."""
     job = get_job_for_user(request, job_id, change=True)
     try:
-        new = control.job_requeue(job)
+        new = control.job_requeue(job, by=request.user.get_username(),
+                                  request_key=request.POST.get("request_id", ""))
     except ValueError as exc:  # SubmissionError: a workflow or profile changed since
         return action_done(request, f"Job {job.pk} cannot be requeued: {exc}", default=_job_url(job), ok=False)
     return action_done(request, f"Job {job.pk} requeued as job {new.pk}.", default=_job_url(new),

@@ -9,7 +9,7 @@ from django.db.models import Case, Count, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from batches.models import Event, Image, Job, QueueControl, Unit, WorkerNode
 from batches.services import control
@@ -20,6 +20,7 @@ from batches.views.responses import action_done
 ACTIVE_LIMIT = 200  # rows on the page; a longer queue says how many more wait
 RECENT_LIMIT = 12
 STALE_HEARTBEAT = timedelta(seconds=90)
+SERVING_HEARTBEAT = timedelta(minutes=10)  # as in tasks.wake_workers: a node quiet longer is gone
 
 PARTIALS = {
     "rows": "batches/_queue_rows.html",
@@ -100,6 +101,11 @@ def worker_state(user) -> dict:
     paused = bool(control_row and control_row.paused)
     rate = recent_rate()
     queued = Job.objects.filter(status=Job.Status.QUEUED)
+    # The nodes serving the queue: those that checked in lately (all of them when none has).
+    # When every one of them has lost its ComfyUI nothing is being made: the recent rate is
+    # history and an ETA drawn from it would be a lie.
+    serving = [n for n in nodes if n.heartbeat_at and now - n.heartbeat_at <= SERVING_HEARTBEAT] or nodes
+    comfyui_down = bool(serving) and not any(n.comfyui_ok for n in serving)
     return {
         "paused": paused,
         "paused_at": control_row.paused_at if paused else None,
@@ -109,7 +115,9 @@ def worker_state(user) -> dict:
         "busy": any(n.busy_unit for n in nodes),
         "images_remaining": remaining,
         "rate": rate,
-        "queue_eta": timedelta(minutes=remaining / rate) if rate > 0 and remaining and not paused else None,
+        "comfyui_down": comfyui_down,
+        "queue_eta": (timedelta(minutes=remaining / rate)
+                      if rate > 0 and remaining and not paused and not comfyui_down else None),
         "units_pending": Unit.objects.filter(status=Unit.Status.PENDING).count(),
         # What "cancel all queued" would touch for this user: everyone's for staff, else their own.
         "cancellable": queued.count() if user.is_staff else queued.filter(owner=user).count(),
@@ -128,6 +136,7 @@ def _context(request: HttpRequest, part: str | None = None) -> dict:
 
 
 @login_required
+@require_safe
 def queue_page(request: HttpRequest) -> HttpResponse:
     part = request.GET.get("partial")
     if part in PARTIALS:

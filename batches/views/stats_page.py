@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from batches.numbers import NumberError, parse_count
 from batches.services import stats as statistics
 from batches.services.stats import queue_statistics
 
@@ -14,9 +15,9 @@ from batches.services.stats import queue_statistics
 @require_GET
 def stats(request: HttpRequest) -> HttpResponse:
     """`?hours=1|6|24`; `?partial=1` answers the body alone (the page refreshes it every few seconds)."""
-    try:
-        hours = int(request.GET.get("hours", 6))
-    except ValueError:
+    try:  # a window the page does not offer falls back to 6 hours, as the service does
+        hours = parse_count(request.GET.get("hours", "6"), minimum=1, maximum=max(statistics.WINDOWS), field="hours")
+    except NumberError:
         hours = 6
     numbers = queue_statistics()
     series = statistics.throughput_series(hours=hours)

@@ -14,7 +14,7 @@ class Command(cli.CliCommand):
             "(with a JOB_ID: that job; alone or with --all: every job).")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("job_id", nargs="?", type=int, metavar="JOB_ID", help="the job to cancel")
+        parser.add_argument("job_id", nargs="?", type=cli.job_id_arg, metavar="JOB_ID", help="the job to cancel")
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--all-queued", action="store_true", help="cancel every job that has not started")
         which.add_argument("--all", action="store_true", help="cancel every queued and running job")

@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from django.utils import timezone
 
 from batches import cli
-from batches.services.cleanup import cleanup_old_batches
+from batches.services.cleanup import MAX_DAYS, cleanup_old_batches
+
+
+# ASCII digits with an optional fraction: float() would also take 'inf', 'nan', '1e400' and '٣'.
+_DAYS = re.compile(r"-?(?:[0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})")
 
 
 def days(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {value!r}") from None
-    if number < 0 or number != number:
+    if not _DAYS.fullmatch(value.strip()):
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {value!r}")
+    number = float(value)
+    if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 days or more, got {value}")
+    if number > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS} days (100 years), got {value}")
     return number
 
 
@@ -65,6 +71,9 @@ class Command(cli.CliCommand):
             f"{len(orphans)} folder{'s' * (len(orphans) != 1)} without a job: {size(report.bytes)}"
             f"{' would be' if report.dry_run else ''} freed."
         )
+        if report.events_pruned:
+            self.stdout.write(f"Pruned {report.events_pruned} progress events older than the retention "
+                              f"(DGX_EVENT_RETENTION_HOURS).")
         if report.spared_active:
             ids = ", ".join(map(str, report.spared_active))
             self.stdout.write(f"Left alone (still active): job{'s' * (len(report.spared_active) != 1)} {ids}.")

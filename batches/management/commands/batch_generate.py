@@ -7,7 +7,7 @@ from pathlib import Path
 from batches import cli
 from batches.models import Priority, QueueControl
 from batches.services import outputs
-from batches.services.submission import BATCH_SIZES, SubmissionError, job_submit, parse_prompts_file
+from batches.services.submission import BATCH_SIZES, LIMITS, SubmissionError, job_submit, parse_prompts_file
 
 PRIORITIES = [p.label for p in sorted(Priority, reverse=True)]
 
@@ -32,8 +32,15 @@ def profile_choices() -> list[str] | None:
 
 
 def read_prompts_file(path: str) -> list[str]:
+    # At most the limit and one byte, as the form does: /dev/zero or a pipe that never ends must
+    # not be read until memory runs out; one byte more is enough to say the file is too big.
+    size = LIMITS["prompts_file_bytes"] + 1
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read(size)
+        else:
+            with Path(path).open("rb") as file:
+                data = file.read(size)
     except FileNotFoundError:
         raise cli.UsageError(f"--prompts-file: no file {path!r}: give the path of a text file, one prompt per line") from None
     except IsADirectoryError:
@@ -66,17 +73,17 @@ class Command(cli.CliCommand):
                             help="a prompt; repeat the flag for several prompts in one job")
         source.add_argument("--prompts-file", metavar="FILE",
                             help="UTF-8 text, one prompt per line ('#' comments and blank lines skipped; - reads stdin)")
-        parser.add_argument("--count", type=int, default=1, metavar="N", help="images per prompt (default 1)")
-        parser.add_argument("--batch-size", type=int, choices=BATCH_SIZES,
+        parser.add_argument("--count", type=cli.whole_number_arg, default=1, metavar="N", help="images per prompt (default 1)")
+        parser.add_argument("--batch-size", type=cli.whole_number_arg, choices=BATCH_SIZES,
                             help="images per ComfyUI prompt (default: the profile's)")
         parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the profiles file's, normally 'normal')")
-        parser.add_argument("--steps", type=int, metavar="N", help="sampler steps (default: the profile's)")
+        parser.add_argument("--steps", type=cli.whole_number_arg, metavar="N", help="sampler steps (default: the profile's)")
         parser.add_argument("--cfg-scale", type=float, metavar="X", help="CFG scale (default: the profile's)")
         parser.add_argument("--sampler", metavar="NAME", help="ComfyUI sampler_name, e.g. euler_ancestral")
         parser.add_argument("--scheduler", metavar="NAME", help="ComfyUI scheduler, e.g. karras")
-        parser.add_argument("--width", type=int, metavar="PX", help="image width, a multiple of 8")
-        parser.add_argument("--height", type=int, metavar="PX", help="image height, a multiple of 8")
-        parser.add_argument("--seed", type=int, metavar="N",
+        parser.add_argument("--width", type=cli.whole_number_arg, metavar="PX", help="image width, a multiple of 8")
+        parser.add_argument("--height", type=cli.whole_number_arg, metavar="PX", help="image height, a multiple of 8")
+        parser.add_argument("--seed", type=cli.whole_number_arg, metavar="N",
                             help="base seed: unit N gets SEED+N, so a rerun makes the same images (default: random)")
         parser.add_argument("--negative-prompt", default="", metavar="TEXT")
         parser.add_argument("--model", metavar="CHECKPOINT", help="checkpoint file name (default: the workflow's)")
@@ -84,8 +91,9 @@ class Command(cli.CliCommand):
         parser.add_argument("--lora-strength", type=float, metavar="X", help="LoRA strength (model and clip; default 1.0)")
         parser.add_argument("--profile", choices=profile_choices(),
                             help="speed, balanced, quality, animation or tileset: the defaults for all of the above")
-        parser.add_argument("--workflow", metavar="NAME_OR_PATH",
-                            help="a workflow in workflows/ or a path to an API-format JSON (default batch_optimized)")
+        parser.add_argument("--workflow", metavar="NAME",
+                            help="the name of an API-format workflow in workflows/ ('.json' optional; default "
+                                 "batch_optimized); files elsewhere are refused: copy them into workflows/ first")
         parser.add_argument("--name", default="", metavar="TEXT", help="a name for the job")
         parser.add_argument("--user", metavar="NAME",
                             help="queue as this user (default: the Django user named like you, else the first superuser)")

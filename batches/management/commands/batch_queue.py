@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from batches import cli
 from batches.models import Job, Priority, QueueControl, Unit
 from batches.services import control
+from batches.services.quotas import QuotaError
 from batches.services.submission import SubmissionError
 
 PRIORITIES = [p.label for p in sorted(Priority, reverse=True)]
@@ -26,8 +27,8 @@ class Command(cli.CliCommand):
         verb.add_argument("--resume", action="store_true", help="start claiming units again")
         verb.add_argument("--priority", nargs=2, metavar=("JOB_ID", "LEVEL"),
                           help=f"set a job's priority: {', '.join(PRIORITIES)}")
-        verb.add_argument("--retry-failed", type=int, metavar="JOB_ID", help="put a job's failed units back in the queue")
-        verb.add_argument("--requeue", type=int, metavar="JOB_ID", help="queue a new job with the same parameters")
+        verb.add_argument("--retry-failed", type=cli.job_id_arg, metavar="JOB_ID", help="put a job's failed units back in the queue")
+        verb.add_argument("--requeue", type=cli.job_id_arg, metavar="JOB_ID", help="queue a new job with the same parameters")
         parser.add_argument("--user", metavar="NAME",
                             help="act as this user (recorded as 'by'; --requeue queues the new job for them)")
         parser.add_argument("--json", action="store_true")
@@ -42,7 +43,7 @@ class Command(cli.CliCommand):
             result = {"paused": False, "message": "Resumed the queue."}
         elif options["priority"]:
             job_id, level = options["priority"]
-            job = cli.get_job(job_id)
+            job = cli.get_job(job_id, flag="--priority")
             try:
                 control.job_set_priority(job, level.strip().lower(), by=by)
             except control.ControlError as exc:
@@ -51,7 +52,10 @@ class Command(cli.CliCommand):
                       "message": f"Job {job.pk} now has priority {job.priority_name}."}
         elif options["retry_failed"] is not None:
             job = cli.get_job(options["retry_failed"])
-            n = control.job_retry_failed(job, by=by)
+            try:
+                n = control.job_retry_failed(job, by=by)
+            except QuotaError as exc:
+                raise cli.UsageError(f"--retry-failed: {exc}") from None
             if not n:
                 raise cli.UsageError(f"--retry-failed: job {job.pk} has no failed units")
             result = {"job": job.pk, "units": n,

@@ -12,6 +12,8 @@ from batches.services import outputs
 from batches.services.stats import queue_statistics
 
 CLEAR = "\x1b[H\x1b[2J"
+esc = cli.printable  # stored text as shown on a terminal
+MAX_LIMIT = 10_000  # jobs listed with --all
 
 
 def positive_seconds(value: str) -> float:
@@ -23,6 +25,8 @@ def positive_seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
+    if number > 86400:  # also 'inf' and '1e400', which time.sleep() cannot take
+        raise argparse.ArgumentTypeError(f"must be at most 86400 seconds (a day), got {value}")
     return number
 
 
@@ -31,16 +35,16 @@ class Command(cli.CliCommand):
             "(--stats). --watch redraws every --interval seconds until Ctrl-C (or, for one job, until it is done).")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("job_id", nargs="?", type=int, metavar="JOB_ID", help="show this job in detail")
+        parser.add_argument("job_id", nargs="?", type=cli.job_id_arg, metavar="JOB_ID", help="show this job in detail")
         parser.add_argument("--all", action="store_true", help="list finished jobs too (the newest 50)")
         parser.add_argument("--stats", action="store_true",
                             help="throughput, generation times, queue size, active jobs, nodes")
         parser.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
         parser.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",
                             help="seconds between --watch redraws (default 2)")
-        parser.add_argument("--refreshes", type=int, default=0, metavar="N",
+        parser.add_argument("--refreshes", type=cli.whole_number_arg, default=0, metavar="N",
                             help="with --watch: stop after N redraws (default: until Ctrl-C)")
-        parser.add_argument("--limit", type=int, default=50, metavar="N", help="jobs listed with --all (default 50)")
+        parser.add_argument("--limit", type=cli.whole_number_arg, default=50, metavar="N", help="jobs listed with --all (default 50)")
         parser.add_argument("--json", action="store_true",
                             help="machine-readable output (with --watch: one JSON document per line)")
 
@@ -48,9 +52,9 @@ class Command(cli.CliCommand):
         if job_id is not None and (options["stats"] or options["all"]):
             flag = "--stats" if options["stats"] else "--all"
             raise cli.UsageError(f"{flag}: not with a JOB_ID: give either a job id or {flag}")
-        if options["refreshes"] < 0 or options["limit"] < 1:
+        if options["refreshes"] < 0 or not 1 <= options["limit"] <= MAX_LIMIT:
             flag = "--refreshes" if options["refreshes"] < 0 else "--limit"
-            raise cli.UsageError(f"{flag}: must be a positive number")
+            raise cli.UsageError(f"{flag}: must be a positive number" + (f" up to {MAX_LIMIT}" if flag == "--limit" else ""))
         job = cli.get_job(job_id) if job_id is not None else None
         as_json = options["json"]
 
@@ -123,22 +127,24 @@ class Command(cli.CliCommand):
         lines = []
         for node in WorkerNode.objects.filter(comfyui_ok=False).order_by("name"):
             since = timezone.localtime(node.unreachable_since).strftime("%Y-%m-%d %H:%M:%S") if node.unreachable_since else "?"
-            lines.append(f"ComfyUI unreachable since {since} (node {node.name}, {node.comfyui_url}): "
-                         f"{node.last_error or 'no answer'}; units wait and resume by themselves.")
+            lines.append(f"ComfyUI unreachable since {since} (node {esc(node.name)}, {esc(node.comfyui_url)}): "
+                         f"{esc(node.last_error or 'no answer')}; units wait and resume by themselves.")
         return lines
 
     def job_detail(self, job: Job) -> str:
+        # Text from the rows is escaped: a name or prompt stored with ESC must not drive the terminal.
         prompts = len(job.prompts)
-        params = [f"{job.steps} steps", f"cfg {job.cfg:g}", f"{job.sampler}/{job.scheduler}", f"{job.width}x{job.height}",
-                  f"batch size {job.batch_size}", f"seed {job.base_seed if job.base_seed is not None else 'random'}"]
+        params = [f"{job.steps} steps", f"cfg {job.cfg:g}", esc(f"{job.sampler}/{job.scheduler}"),
+                  f"{job.width}x{job.height}", f"batch size {job.batch_size}",
+                  f"seed {job.base_seed if job.base_seed is not None else 'random'}"]
         if job.checkpoint:
-            params.append(f"model {job.checkpoint}")
+            params.append(f"model {esc(job.checkpoint)}")
         if job.lora:
-            params.append(f"lora {job.lora} @ {job.lora_strength_model:g}")
+            params.append(f"lora {esc(job.lora)} @ {job.lora_strength_model:g}")
         lines = [
-            f"Job {job.pk}{f' ({job.name})' if job.name else ''}: {job.status}",
-            f"  owner {job.owner.get_username()}, priority {job.priority_name}, profile {job.profile}, "
-            f"workflow {job.workflow}",
+            f"Job {job.pk}{f' ({esc(job.name)})' if job.name else ''}: {job.status}",
+            f"  owner {esc(job.owner.get_username())}, priority {job.priority_name}, profile {esc(job.profile)}, "
+            f"workflow {esc(job.workflow)}",
             f"  {prompts} prompt{'s' * (prompts != 1)} x {job.count} images: {', '.join(params)}",
             f"  {cli.progress_line(job)}",
         ]
@@ -151,9 +157,9 @@ class Command(cli.CliCommand):
         for line in cli.unit_errors(job, limit=5):
             lines.append(f"    {line}")
         if job.error:
-            lines.append(f"  note     {job.error}")
+            lines.append(f"  note     {esc(job.error)}")
         for text in job.prompts[:5]:
-            lines.append(f"  prompt   {text}")
+            lines.append(f"  prompt   {esc(text)}")
         if prompts > 5:
             lines.append(f"  ... and {prompts - 5} more prompts")
         if job.is_active:

@@ -149,6 +149,11 @@
     });
   };
 
+  DGX.requestId = function () {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
+    return Date.now().toString(36) + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  };
+
   // Confirmations (with or without enhancement).
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -167,6 +172,10 @@
       return r.json().catch(function () { return { ok: r.ok, message: r.ok ? "" : "The server answered " + r.status + "." }; });
     }).then(function (data) {
       if (!data) return;
+      // The server acts once per request_id (a double click is one request); once it has
+      // answered, a later press of the same button is a new request.
+      var rid = form.querySelector('input[name="request_id"]');
+      if (rid) rid.value = DGX.requestId();
       if (data.redirect) { location.href = data.redirect; return; }
       DGX.toast(data.message, data.ok ? "success" : "error");
       document.dispatchEvent(new CustomEvent("dgx:action", { detail: { form: form, data: data } }));

@@ -74,8 +74,15 @@
           dispatch(message);
         });
       };
-      socket.onclose = function () {
+      socket.onclose = function (event) {
         socket = null;
+        // 4400 (a frame the server refused) and 4404 (no such feed or job) will not get better by
+        // reconnecting; 4429 (too many replays) and everything else will, after the backoff.
+        if (event.code === 4400 || event.code === 4404) {
+          closed = true;
+          setStatus("down", event.code === 4404 ? "no live updates: not found" : "live updates refused");
+          return;
+        }
         if (!closed) schedule();
       };
       socket.onerror = function () { /* onclose follows */ };
