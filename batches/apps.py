@@ -19,7 +19,10 @@ def _worker_spawned(sender, proc_name: str, **kwargs) -> None:
     """
     from django.conf import settings
 
+    from batches.gpu_cluster import install_worker_signals
     from batches.models import QueueControl, WorkerNode
+
+    install_worker_signals()
     from batches.tasks import ensure_schedule, wake_workers
 
     try:

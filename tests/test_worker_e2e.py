@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from batches.models import Image, Job, Unit
+from batches.models import Image, Job, QueueControl, Unit
 from batches.services import outputs
 from batches.services.submission import job_submit
+from batches.tasks import wake_workers
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,9 +42,14 @@ def test_jobs_run_in_priority_order_and_every_image_lands_on_disk(simulator_fact
     busy = submit(owner, ["pixel art warrior"], count=16, batch_size=4, priority="normal")
     wait_until(lambda: Unit.objects.filter(job=busy, status=Unit.Status.DONE).exists(), timeout=30,
                message="the first job to be running")
+    # Paused while the three are queued: queuing them takes longer than one 100 ms unit, so without
+    # the pause the high job could finish before the urgent one even exists.
+    QueueControl.set_paused(True, by="test")
     low = submit(owner, ["pixel art slime"], count=4, batch_size=4, priority="low")
     high = submit(owner, ["pixel art knight", "pixel art mage"], count=4, batch_size=4, priority="high")
     urgent = submit(owner, ["pixel art dragon"], count=8, batch_size=8, priority="urgent", seed=7)
+    QueueControl.set_paused(False, by="test")
+    wake_workers()
     busy, low, high, urgent = wait_finished(busy, low, high, urgent)
 
     assert all(j.status == Job.Status.COMPLETED for j in (busy, low, high, urgent))

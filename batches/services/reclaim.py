@@ -22,12 +22,18 @@ from batches.services.events import publish
 log = logging.getLogger("batches.reclaim")
 
 
-def stale_units(*, exclude_node: str) -> list[Unit]:
+def _stale(*, exclude_node: str):
     cutoff = timezone.now() - timedelta(seconds=settings.NODE_STALE_SECONDS)
-    return list(
-        Unit.objects.select_related("job").filter(status__in=Unit.IN_FLIGHT, heartbeat_at__lt=cutoff)
-        .exclude(node=exclude_node).order_by("id")[:50]
-    )
+    return Unit.objects.filter(status__in=Unit.IN_FLIGHT, heartbeat_at__lt=cutoff).exclude(node=exclude_node)
+
+
+def stale_units(*, exclude_node: str) -> list[Unit]:
+    return list(_stale(exclude_node=exclude_node).select_related("job").order_by("id")[:50])
+
+
+def stale_units_exist(*, exclude_node: str) -> bool:
+    """Cheap enough for every lease renewal: an idle node then wakes to reclaim them."""
+    return _stale(exclude_node=exclude_node).exists()
 
 
 def reclaim_unit(unit: Unit, *, node: str) -> str:

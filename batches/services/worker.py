@@ -14,7 +14,9 @@ and batch index, files renamed into place), so nothing is lost and nothing is ma
 from __future__ import annotations
 
 import logging
+import os
 import time
+import uuid
 from collections import deque
 
 from django.conf import settings
@@ -34,7 +36,7 @@ from batches.comfyui import (
     EventStream,
 )
 from batches.models import Job, QueueControl, Unit, WorkerNode
-from batches.services import reclaim, recording
+from batches.services import reclaim, recording, stopping
 from batches.services.events import in_one_frame, publish
 
 log = logging.getLogger("batches.worker")
@@ -44,6 +46,25 @@ WAIT_SLICE = 0.25  # seconds between looks at the rows (cancel, pause, a more ur
 LOCATE_EVERY = 1.0  # ask /history and /queue after this long without a sign of the unit
 BACKOFF_MAX = 10.0
 
+_client_ids: dict[tuple[int, str], str] = {}
+
+
+def process_client_id(node: str) -> str:
+    """ComfyUI's client_id for this process: the node name plus a part no other process has.
+
+    ComfyUI routes a prompt's /ws events to the socket of the client_id it was queued with; two
+    installations (a test run and production, say) under one node name must not take each
+    other's events. Kept for the life of the process, so a later drain still hears its units.
+    """
+    key = (os.getpid(), node)
+    if key not in _client_ids:
+        _client_ids[key] = f"dgxpixels-{node}-{uuid.uuid4().hex[:12]}"
+    return _client_ids[key]
+
+
+class _Stopping(Exception):
+    """The cluster is stopping and the stop grace is spent: leave the unit in flight and return."""
+
 
 class GpuWorker:
     def __init__(self, *, node: str, comfyui_url: str, time_budget: float = 600.0,
@@ -51,7 +72,7 @@ class GpuWorker:
         self.node_name = node
         self.comfyui_url = comfyui_url
         self.time_budget = time_budget
-        self.client = client or ComfyUIClient(comfyui_url, client_id=f"dgxpixels-{node}")
+        self.client = client or ComfyUIClient(comfyui_url, client_id=process_client_id(node))
         self.stream: EventStream | None = None
         self.node: WorkerNode | None = None
         self.inflight: deque[Unit] = deque()
@@ -79,20 +100,26 @@ class GpuWorker:
             while True:
                 close_old_connections()
                 if not self.inflight:
-                    if time.monotonic() > deadline or QueueControl.is_paused():
+                    if self._no_more_claims(deadline):
                         break
                     if not self._claim_and_submit():
                         break
                 current = self.inflight[0]
-                if len(self.inflight) < 2 and time.monotonic() < deadline and not QueueControl.is_paused():
+                if len(self.inflight) < 2 and not self._no_more_claims(deadline):
                     with in_one_frame():
                         self._claim_and_submit()
                 self._await(current)
+        except _Stopping:
+            log.warning("%s: stopping; %d unit(s) left in flight on ComfyUI, reconciled by prompt id "
+                        "on the next start", self.node_name, len(self.inflight))
         finally:
             if self.stream is not None:
                 self.stream.close()
             WorkerNode.objects.filter(pk=self.node.pk).update(current_unit=None)
         return self.recorded
+
+    def _no_more_claims(self, deadline: float) -> bool:
+        return stopping.requested() or time.monotonic() > deadline or QueueControl.is_paused()
 
     # --- claiming and submitting ---------------------------------------------------------------
     def _claim_and_submit(self) -> Unit | None:
@@ -165,6 +192,7 @@ class GpuWorker:
             self._handle_cancel(unit)
             if unit not in self.inflight:
                 return
+            self._handle_stop()
             self._maybe_swap_ahead()
             try:
                 self._ensure_stream()
@@ -210,9 +238,24 @@ class GpuWorker:
         return None
 
     def _prompt_lost(self, unit: Unit, exc: Exception) -> None:
-        self._comfy_back()
-        self._resubmit(unit, f"ComfyUI lost the prompt ({exc}); resubmitting")
+        if not self._comfy_back():
+            self._reconcile_inflight(f"ComfyUI lost the prompt ({exc}); resubmitting")
         self._last_sign = time.monotonic()
+
+    def _reconcile_inflight(self, why: str) -> None:
+        """Ask ComfyUI about every unit in flight, in order, and resubmit the ones it lost.
+
+        After a ComfyUI restart both the running unit and the one sent ahead are gone; resubmitting
+        them together, oldest first, keeps them ahead of anything claimed later.
+        """
+        for unit in list(self.inflight):
+            try:
+                where = self.client.locate(unit.prompt_id)
+            except ComfyUIUnreachable as exc:
+                self._unreachable(exc)
+                return
+            if where is None:
+                self._resubmit(unit, why)
 
     def _on_event(self, unit: Unit, event) -> None:
         self._last_sign = time.monotonic()
@@ -298,6 +341,19 @@ class GpuWorker:
             for other in list(self.inflight)[1:]:
                 self._take_back(other, "queue paused")
         return handled
+
+    def _handle_stop(self) -> None:
+        """On a stop request: take back the unit sent ahead; give the running one DGX_STOP_GRACE."""
+        if not stopping.requested():
+            return
+        waited = stopping.seconds_since_noticed()
+        if waited == 0.0:
+            log.info("%s: stop requested; finishing the unit on the GPU (at most %.0fs)",
+                     self.node_name, settings.STOP_GRACE)
+        for other in list(self.inflight)[1:]:
+            self._take_back(other, "the GPU worker is stopping")
+        if waited >= settings.STOP_GRACE:
+            raise _Stopping()
 
     def _maybe_swap_ahead(self) -> None:
         """A more urgent unit arrived while one was waiting in ComfyUI's queue: swap them."""
@@ -399,11 +455,15 @@ class GpuWorker:
             publish("comfyui_unreachable", job_id=self._current_job_id(), node=self.node_name,
                     url=self.comfyui_url, error=str(exc), since=self.node.unreachable_since.isoformat())
 
-    def _comfy_back(self) -> None:
+    def _comfy_back(self) -> bool:
+        """ComfyUI answers: when it was away, say so and reconcile every unit in flight (True)."""
         self._backoff = 0.5
         if not self.node.comfyui_ok and self.node.mark_reachable():
             log.info("%s: ComfyUI at %s is back", self.node_name, self.comfyui_url)
             publish("comfyui_back", job_id=self._current_job_id(), node=self.node_name, url=self.comfyui_url)
+            self._reconcile_inflight("ComfyUI came back without this prompt (it restarted); resubmitting")
+            return True
+        return False
 
     def _current_job_id(self) -> int | None:
         """The job whose page should hear about an outage (every page on the queue hears anyway)."""
