@@ -7,11 +7,16 @@
     print(f"Progress: {api.get_job(job.pk).progress * 100:.1f}%")
     print(f"Throughput: {api.get_statistics()['throughput_per_minute']:.1f} images/min")
     api.cancel_job(job.pk)
+
+Finishing (sprites): `submit_job(..., finish={"palette": "pico-8", "cell": "64x64"})` changes the
+profile's finishing, `finish=False` makes none; `refinish_job(job.pk, {"colors": 8})` rebuilds a
+job's sprites without the GPU.
 """
 from __future__ import annotations
 
 from batches.models import Job
 from batches.services.control import job_cancel
+from batches.services.finishing import job_refinish
 from batches.services.stats import job_statistics, queue_statistics
 from batches.services.submission import job_submit
 
@@ -38,3 +43,8 @@ def get_statistics() -> dict:
 
 def cancel_job(job_id: int, *, by: str = "") -> bool:
     return job_cancel(get_job(job_id), by=by)
+
+
+def refinish_job(job_id: int, finish: dict | None = None, *, by: str = "") -> int:
+    """Rebuild a job's sprites with changed finishing settings (None: the job's own); returns images queued."""
+    return job_refinish(get_job(job_id), finish=finish, by=by)

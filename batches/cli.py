@@ -269,6 +269,8 @@ def job_payload(job: Job, *, units: bool = False) -> dict:
         "output_dir": str(outputs.job_dir(job)),
         "error": job.error,
         "requeued_from": job.requeued_from_id,
+        "finish": job.finish,
+        "finish_palette": job.finish_palette,
     }
     if units:
         data["units"] = [

@@ -4,7 +4,7 @@
     python scripts/launcher.py        (PORT, HOST, COMFYUI_URL, SIM_STEP_MS from the environment)
 
 - The ComfyUI simulator when nothing answers at COMFYUI_URL, the GPU worker (`manage.py
-  qcluster`) and the web server (daphne). Each runs in a session of its own, so a Ctrl-C in the
+  qcluster`), the sprite worker (`manage.py sprite_worker`) and the web server (daphne). Each runs in a session of its own, so a Ctrl-C in the
   terminal reaches the launcher alone and the stop below happens in order.
 - A component that dies is named with its exit status or signal and restarted with back-off; the
   others keep serving. A GPU worker refused because its node already has one is not restarted.
@@ -101,13 +101,15 @@ class Launcher:
                 "--step-ms", os.environ.get("SIM_STEP_MS", "50")], stop_timeout=10)
         self.worker = Component("the GPU worker (manage.py qcluster)", [python, "manage.py", "qcluster"],
                                 stop_timeout=grace + 30)
+        self.sprites = Component("the sprite worker (manage.py sprite_worker)",
+                                 [python, "manage.py", "sprite_worker"], stop_timeout=15)
         self.web = Component("the web server (daphne)", [daphne, "-b", host, "-p", port, "dgxpixels.asgi:application"],
                              stop_timeout=10)
         self.stop_signal: int | None = None
 
     @property
     def components(self) -> list[Component]:
-        return [c for c in (self.simulator, self.worker, self.web) if c is not None]
+        return [c for c in (self.simulator, self.worker, self.sprites, self.web) if c is not None]
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -156,7 +158,7 @@ class Launcher:
     def _stop(self) -> int:
         name = signal.Signals(self.stop_signal).name
         say(f"{name}: stopping the web server and the GPU worker (it finishes the unit on the GPU first)...")
-        first = [self.web, self.worker]
+        first = [self.web, self.worker, self.sprites]
         for component in first:
             component.terminate()
         for component in first:

@@ -114,6 +114,7 @@ _PROFILE = {
     "width": _SIZE,
     "height": _SIZE,
     "expected_images_per_minute": _Key("number", 24, required=False, check=_at_least(0)),
+    "finish": _Key("map", "{colors: 16, background: auto}", required=False),
 }
 _VRAM = {"model": _Key("str", "sd_xl_base_1.0.safetensors", required=False),
          "gb_by_batch_size": _Key("map", "{1: 10, 4: 22, 8: 38}"),
@@ -362,11 +363,25 @@ def _profiles(c: _Checker, data: Any, vram: dict[str, Any], vram_gb: dict[int, f
             if key in values and values[key] % multiple:
                 c.add(where, key, f"{values[key]} is not a multiple of {multiple}: use e.g. "
                       f"{values[key] // multiple * multiple or multiple}", body)
+        if "finish" in values:
+            values["finish"] = _finish(c, where, values["finish"], body)
         if len(c.problems) == before and all(k in values for k, r in _PROFILE.items() if r.required):
             values.setdefault("expected_images_per_minute", rates.get(size, 0.0))
             values.setdefault("title", str(name).replace("_", " ").title())
             profiles[name] = Profile(name=name, **values)
     return profiles
+
+
+def _finish(c: _Checker, where: str, block: dict, body: Any) -> dict | None:
+    """A profile's `finish:` block, checked by the same rules as a job's finishing flags."""
+    from batches.sprites.plan import FinishError, from_profile
+
+    try:
+        return from_profile(block)
+    except FinishError as exc:
+        key = exc.field if exc.field in block else "finish"
+        c.add(f"{where}, finish", key, str(exc), block if key in block else body, at=key if key in block else "finish")
+        return None
 
 
 # --- public API ----------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class Profile:
     height: int
     expected_images_per_minute: float = 0.0  # from the performance table when not given
     title: str = ""  # display name; the profile's name, capitalised, when not given
+    finish: dict | None = None  # the finishing plan of its jobs (batches.sprites.plan); None: no sprites
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,8 @@ def write_batch_info(job) -> Path:
     folder = job_dir(job)
     images = list(
         Image.objects.filter(job_id=job.pk).order_by("sequence").values(
-            "sequence", "seed", "prompt", "file_path", "generation_time", "node"
+            "sequence", "seed", "prompt", "file_path", "generation_time", "node", "sprite_state", "sprite_path",
+            "sprite_info",
         )
     )
     elapsed = None
@@ -200,9 +201,12 @@ def write_batch_info(job) -> Path:
         "elapsed_seconds": elapsed,
         "throughput_images_per_min": (len(images) * 60.0 / elapsed) if elapsed else None,
         "average_generation_time_s": (sum(gen_times) / len(gen_times)) if gen_times else None,
+        "finish": job.finish,
+        "finish_palette": job.finish_palette,
         "images": [
             {"sequence": i["sequence"], "seed": i["seed"], "prompt": i["prompt"],
-             "file": i["file_path"], "generation_time_s": i["generation_time"], "node": i["node"]}
+             "file": i["file_path"], "generation_time_s": i["generation_time"], "node": i["node"],
+             **_sprite_entry(i)}
             for i in images
         ],
         "updated_at": timezone.now(),
@@ -210,6 +214,15 @@ def write_batch_info(job) -> Path:
     path = folder / "batch_info.json"
     atomic_write_json(path, payload)
     return path
+
+
+def _sprite_entry(image: dict) -> dict:
+    """An image's sprite in batch_info.json: its file once made, else its state."""
+    if image["sprite_state"] == "done" and image["sprite_path"]:
+        info = image["sprite_info"] or {}
+        return {"sprite": image["sprite_path"], "sprite_size": info.get("size"),
+                "sprite_colors": len(info.get("palette") or [])}
+    return {"sprite_state": image["sprite_state"]} if image["sprite_state"] else {}
 
 
 def job_parameters(job) -> dict:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from batches.models import Image, Unit
-from batches.services import outputs
+from batches.services import finishing, outputs
 from batches.services.events import publish
 
 log = logging.getLogger("batches.recording")
@@ -169,6 +169,7 @@ def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
                         metadata_path=outputs.relative(meta_path), width=width, height=height,
                         file_size=len(png), generation_time=per_image, node=node,
                         metadata={k: v for k, v in meta.items() if k != "workflow"},
+                        sprite_state=finishing.initial_state(unit.job),
                     ),
                 )
         except IntegrityError:  # another node recorded it first

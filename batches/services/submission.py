@@ -179,12 +179,14 @@ def job_submit(
     name: str = "",
     client="default",
     wake: bool = True,
+    finish: dict | bool | None = None,
 ) -> Job:
     """Validate a submission completely, then queue it as one job with its units.
 
     Raises SubmissionError listing every problem at once; nothing is written then.
     `client` is the ComfyUI client used to check checkpoint and LoRA names ("default": the
-    configured COMFYUI_URL; None: skip the check).
+    configured COMFYUI_URL; None: skip the check). `finish`: None takes the profile's finishing,
+    False makes no sprites, True the profile's (or the defaults), a dict changes the profile's.
     """
     from batches.profiles import ProfileError, load_profiles
     from batches.workflows import WorkflowError, check_injectable, load_workflow
@@ -333,6 +335,8 @@ def job_submit(
         if not checkpoint:
             checkpoint = _workflow_checkpoint(graph)
 
+    finish_plan = _finish_plan(check, finish, prof)
+
     if prompt_list and count_n:
         from batches.services.quotas import queue_quota_problem
 
@@ -349,7 +353,7 @@ def job_submit(
         lora_strength_model=strength_n if strength_n is not None else 1.0,
         lora_strength_clip=(strength_clip_n if strength_clip_n is not None
                             else strength_n if strength_n is not None else 1.0),
-        base_seed=seed_n, priority=priority_v, **values,
+        base_seed=seed_n, priority=priority_v, finish=finish_plan, **values,
     )
     _announce(job)
     if wake:
@@ -357,6 +361,22 @@ def job_submit(
 
         transaction.on_commit(wake_workers)
     return job
+
+
+def _finish_plan(check: _Checker, finish, prof) -> dict | None:
+    """The job's finishing plan: the profile's, switched off, or changed by the job's own settings."""
+    from batches.sprites.plan import FinishError, build
+
+    base = prof.finish if prof else None
+    if finish is None:
+        return base
+    if finish is False:
+        return None
+    try:
+        return build({} if finish is True else finish, base=base)
+    except FinishError as exc:
+        check.add(exc.field if exc.field != "finish" else "finish", str(exc))
+        return None
 
 
 def _announce(job: Job) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from batches import cli
+from batches import cli, finish_flags
 from batches.models import Priority, QueueControl
 from batches.services import outputs
 from batches.services.submission import BATCH_SIZES, LIMITS, SubmissionError, job_submit, parse_prompts_file
@@ -56,7 +56,8 @@ def read_prompts_file(path: str) -> list[str]:
 def submission_error_line(exc: SubmissionError, *, prompts_flag: str) -> str:
     parts = []
     for field, messages in exc.errors.items():
-        flag = prompts_flag if field == "prompts" else FLAG_FOR_FIELD.get(field, field)
+        flag = prompts_flag if field == "prompts" else FLAG_FOR_FIELD.get(field) or \
+            finish_flags.FLAG_FOR_FIELD.get(field, field)
         for message in messages:
             parts.append(f"{flag}: {message}")
     return "; ".join(parts) + " (nothing was queued)"
@@ -100,6 +101,7 @@ class Command(cli.CliCommand):
         parser.add_argument("--monitor", action="store_true", help="draw a live progress bar until the job is done")
         parser.add_argument("--wait", action="store_true", help="block until the job is done; the exit code tells how it went")
         parser.add_argument("--json", action="store_true", help="print the job as JSON (after it is done with --wait/--monitor)")
+        finish_flags.add_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         if options["prompts_file"]:
@@ -108,6 +110,7 @@ class Command(cli.CliCommand):
             prompts, prompts_flag = options["prompt"], "--prompt"
         if options["lora_strength"] is not None and not options["lora"]:
             raise cli.UsageError("--lora-strength: give --lora NAME as well (the strength belongs to a LoRA)")
+        finish = finish_flags.finish_from(options)
         owner = cli.resolve_user(options["user"])
         try:
             job = job_submit(
@@ -117,7 +120,7 @@ class Command(cli.CliCommand):
                 height=options["height"], seed=options["seed"], negative_prompt=options["negative_prompt"],
                 checkpoint=options["model"], lora=options["lora"], lora_strength=options["lora_strength"],
                 workflow=options["workflow"], priority=options["priority"] or default_priority(),
-                name=options["name"],
+                name=options["name"], finish=finish,
             )
         except SubmissionError as exc:
             raise cli.UsageError(submission_error_line(exc, prompts_flag=prompts_flag)) from None

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from batches import cli
 from batches.models import Job, QueueControl, WorkerNode
-from batches.services import outputs
+from batches.services import finishing, outputs
 from batches.services.stats import queue_statistics
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -152,6 +152,7 @@ class Command(cli.CliCommand):
             if value:
                 lines.append(f"  {label:<9}{timezone.localtime(value):%Y-%m-%d %H:%M:%S}")
         lines.append(f"  output   {outputs.job_dir(job)}")
+        lines.append(f"  sprites  {self.sprites_line(job)}")
         units = dict(job.units.values_list("status").annotate(n=Count("id")))
         lines.append("  units    " + ", ".join(f"{n} {status}" for status, n in sorted(units.items())))
         for line in cli.unit_errors(job, limit=5):
@@ -165,6 +166,15 @@ class Command(cli.CliCommand):
         if job.is_active:
             lines.extend(self.outage_lines())
         return "\n".join(lines)
+
+    def sprites_line(self, job: Job) -> str:
+        if not job.finish:
+            return "none (made without finishing)"
+        counts = finishing.sprite_counts([job.pk]).get(job.pk, {"done": 0, "open": 0, "failed": 0})
+        state = f"finishing {counts['done']}/{counts['done'] + counts['open'] + counts['failed']}" \
+            if counts["open"] else f"{counts['done']} made"
+        failed = f", {counts['failed']} failed" if counts["failed"] else ""
+        return f"{state}{failed} ({esc(finishing.describe(job.finish))})"
 
     def statistics(self, stats: dict) -> str:
         times = stats["generation_times"]
