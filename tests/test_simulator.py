@@ -191,8 +191,9 @@ def test_it_writes_pngs_of_the_requested_size_and_count_with_prompt_metadata(sim
     assert len(images) == 3
     for image in images:
         png = Image.open(io.BytesIO(view(sim, image)))
-        assert png.size == (96, 64) and png.mode == "RGBA"
-        assert png.getpixel((0, 0))[3] == 0  # transparent background
+        # As ComfyUI's SaveImage writes them: RGB, no alpha; the backdrop is opaque, as SDXL paints it.
+        assert png.size == (96, 64) and png.mode == "RGB"
+        assert png.getpixel((0, 0)) == png.getpixel((95, 0)) != (0, 0, 0)
         assert json.loads(png.text["prompt"]) == graph
         assert json.loads(png.text["workflow"]) == workflow
 

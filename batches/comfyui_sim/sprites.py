@@ -1,8 +1,9 @@
 """Deterministic pixel-art sprites standing in for what SDXL would have drawn.
 
 A sprite is drawn on a small grid (16 or 32 cells wide), mirrored left to right like a
-classic sprite generator, outlined, then scaled up with nearest-neighbour to the requested
-size so that PNG encoding stays cheap even at 1024x1024 x 8. Everything comes from hashes of
+classic sprite generator and outlined, then painted as SDXL paints pixel art (`as_generated`):
+an RGB picture on an opaque backdrop, with art pixels of a non-integer size on a shifted grid
+and soft edges. Everything comes from hashes of
 the inputs, never from a global RNG, so the same inputs give byte-identical PNGs.
 
 What drives what (so that images look related the way real generations do):
@@ -142,7 +143,37 @@ def draw_sprite(recipe: Recipe, index: int, width: int, height: int) -> Image.Im
 
     small = Image.new("RGBA", (gw, gh), TRANSPARENT)
     small.putdata(pixels)
-    return small.resize((width, height), Image.NEAREST)
+    return as_generated(small, recipe, index, width, height, background=_background(colors))
+
+
+def _background(colors: dict[str, Color]) -> Color:
+    """A flat backdrop close to (not equal to) the figure's lightest tone, as SDXL tends to paint."""
+    r, g, b, _ = colors["light"]
+    return (min(255, r + 18), min(255, g + 14), min(255, b + 22), 255)
+
+
+def as_generated(small: Image.Image, recipe: Recipe, index: int, width: int, height: int, *,
+                 background: Color) -> Image.Image:
+    """Draw the sprite the way SDXL draws pixel art: a picture *of* it, not the sprite itself.
+
+    RGB on an opaque backdrop (ComfyUI's SaveImage writes no alpha), the art pixels blocks of a
+    non-integer size (the art is ~1.5x the figure's grid, so 1024 / 48 = 21.33 px) on a grid that
+    does not start at 0, with soft edges. Finishing has to undo exactly this.
+    """
+    gw, gh = small.size
+    cells_x, cells_y = round(gw * 1.5), round(gh * 1.5)
+    canvas = Image.new("RGBA", (cells_x, cells_y), background)
+    canvas.alpha_composite(small, ((cells_x - gw) // 2, cells_y - gh - max(1, (cells_y - gh) // 4)))
+    place = _rng("phase", recipe.seed, index)
+    # Shift by a fraction of a cell: the grid's phase in screen pixels is then neither 0 nor whole.
+    fx, fy = 0.2 + place.random() * 0.6, 0.2 + place.random() * 0.6
+    box = (fx, fy, cells_x - 1 + fx, cells_y - 1 + fy)
+    if min(width / (cells_x - 1), height / (cells_y - 1)) < 10:  # small images: hard blocks only
+        return canvas.convert("RGB").resize((width, height), Image.NEAREST, box=box)
+    # Hard blocks at half size, then a bilinear doubling: edges a pixel or two soft, cheaply
+    # (a Gaussian blur of the full image cost ~5x more simulator CPU per image).
+    half = canvas.convert("RGB").resize((width // 2, height // 2), Image.NEAREST, box=box)
+    return half.resize((width, height), Image.BILINEAR)
 
 
 def blank_image(width: int, height: int) -> Image.Image:
