@@ -18,6 +18,9 @@ from django.db import transaction
 from batches.models import Job, Priority
 from batches.profiles import SAMPLERS, SCHEDULERS, ProfileError, load_profiles
 from batches.services.submission import LIMITS, SubmissionError, job_submit, parse_prompts_file
+from batches.sprites import palette_names
+from batches.sprites.palettes import MAX_PALETTE_FILE_BYTES
+from batches.sprites.plan import FinishError, read_palette_upload
 from batches.workflows import list_workflows
 
 log = logging.getLogger("batches.forms")
@@ -28,6 +31,9 @@ PROFILE_FIELDS = ("batch_size", "steps", "cfg", "sampler", "scheduler", "width",
 _CACHE_SECONDS = 30.0  # what ComfyUI offers changes rarely; a form load must stay fast
 _DOWN_CACHE_SECONDS = 10.0  # and an unreachable ComfyUI must not cost every page load a timeout
 _cache: dict[str, tuple[float, "ComfyOffer"]] = {}
+PALETTE_UPLOAD = "upload"  # the palette select's "upload…": the colours come from palette_file
+# Where a finishing error that names a setting without a field of its own is shown.
+FINISH_ERROR_FIELDS = {"palette_colors": "palette_file", "enabled": "make_sprites"}
 
 
 @dataclass
@@ -146,11 +152,39 @@ class JobForm(forms.Form):
     workflow = forms.CharField(label="Workflow", widget=forms.Select())
     priority = forms.CharField(label="Priority", widget=forms.Select(
         choices=[(p.label, p.label.capitalize()) for p in sorted(Priority, reverse=True)]))
+    # Finishing: each image also becomes a game-ready sprite (batches.sprites.plan reads these).
+    make_sprites = forms.BooleanField(label="Make sprites", required=False,
+                                      help_text="Each image also becomes a game-ready sprite beside it; "
+                                                "the original is kept.")
+    colors = forms.CharField(label="Colours", required=False,
+                             widget=forms.NumberInput(attrs={"min": 2, "max": 256, "step": 1,
+                                                             "placeholder": "as recovered"}),
+                             help_text="Reduce to K colours (2–256). A palette, when chosen, wins.")
+    palette = forms.CharField(label="Palette", required=False, widget=forms.Select())
+    palette_file = forms.FileField(label="Palette file", required=False,
+                                   widget=forms.ClearableFileInput(attrs={"accept": ".hex,.gpl"}),
+                                   help_text="A Lospec .hex or GIMP .gpl file, up to 64 KiB.")
+    background = forms.CharField(label="Background", required=False,
+                                 widget=forms.TextInput(attrs={"placeholder": "auto", "spellcheck": "false"}),
+                                 help_text="auto (made transparent), keep, or a colour #rrggbb.")
+    outline = forms.CharField(label="Outline", required=False,
+                              widget=forms.TextInput(attrs={"placeholder": "none, e.g. #101010",
+                                                            "spellcheck": "false"}))
+    cell = forms.CharField(label="Cell", required=False,
+                           widget=forms.TextInput(attrs={"placeholder": "none, e.g. 64x64", "spellcheck": "false"}),
+                           help_text="Pad each sprite into W×H, bottom-centre.")
+    pixel_size = forms.CharField(label="Pixel size", required=False,
+                                 widget=forms.TextInput(attrs={"placeholder": "auto", "spellcheck": "false"}),
+                                 help_text="auto, or the art-pixel size in image pixels.")
+    lock_palette = forms.BooleanField(label="One palette for the job", required=False,
+                                      help_text="Every sprite shares one palette from the whole batch; "
+                                                "the sprites wait for the job to end.")
 
     def __init__(self, *args, offer: ComfyOffer | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.offer = offer if offer is not None else comfyui_offer()
         self.prompt_list: list[str] = []
+        self.palette_colors: list[str] | None = None  # an uploaded palette, read by clean_palette_file
         try:
             self.config = load_profiles()
             self.config_error = ""
@@ -173,6 +207,9 @@ class JobForm(forms.Form):
                    "description": p.description, "ipm": p.expected_images_per_minute}
             for name, p in profiles.items()
         })
+        f["make_sprites"].widget.attrs["data-finish-defaults"] = json.dumps(
+            {name: finish_initial(p.finish) for name, p in profiles.items()})
+        f["palette"].widget.choices = palette_choices(blank="none: K colours or as recovered", upload=True)
         samplers = self.offer.samplers or sorted(SAMPLERS)
         schedulers = self.offer.schedulers or sorted(SCHEDULERS)
         f["sampler"].widget.choices = _choices(samplers)
@@ -205,6 +242,8 @@ class JobForm(forms.Form):
             if prof is not None:
                 for key in PROFILE_FIELDS:
                     self.initial.setdefault(key, str(getattr(prof, key)))
+                for key, value in finish_initial(prof.finish).items():
+                    self.initial.setdefault(key, value)
         self.initial.setdefault("workflow", "batch_optimized")
         self.initial.setdefault("priority", "normal")
 
@@ -219,8 +258,29 @@ class JobForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
 
+    def clean_palette_file(self):
+        """An uploaded palette is read here; its colours go to the job inline (palette_colors)."""
+        upload = self.cleaned_data.get("palette_file")
+        if not upload:
+            return None
+        data = upload.read(MAX_PALETTE_FILE_BYTES + 1)
+        name = upload.name or "the palette file"
+        if len(data) > MAX_PALETTE_FILE_BYTES:
+            raise forms.ValidationError(f"{name}: larger than {MAX_PALETTE_FILE_BYTES // 1024} KiB: "
+                                        "not a palette file")
+        try:
+            self.palette_colors = read_palette_upload(data.decode("utf-8-sig"), filename=name)
+        except UnicodeDecodeError:
+            raise forms.ValidationError(f"{name}: not UTF-8 text: give a .hex or .gpl palette file") from None
+        except FinishError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
     def clean(self):
         data = super().clean()
+        if (data.get("make_sprites") and (data.get("palette") or "") == PALETTE_UPLOAD
+                and not data.get("palette_file") and "palette_file" not in self.errors):
+            self.add_error("palette_file", "Choose a .hex or .gpl file to upload, or pick a palette from the list.")
         prompts = _lines(data.get("prompts", "")) + list(data.get("prompts_file") or [])
         if not prompts and "prompts_file" not in self.errors:
             self.add_error("prompts", "Write at least one prompt (one per line), or upload a prompts file.")
@@ -250,7 +310,15 @@ class JobForm(forms.Form):
             "lora_strength": (get("lora_strength") or None) if get("lora") else None,
             "lora_strength_clip": (get("lora_strength_clip") or None) if get("lora") else None,
             "workflow": get("workflow") or None, "priority": get("priority") or "normal", "name": get("name"),
+            "finish": self.finish() if data.get("make_sprites") else False,
         }
+
+    def finish(self) -> dict:
+        """The finishing settings typed, laid over the profile's by job_submit."""
+        data = self.cleaned_data
+        values = finish_values(data, palette_colors=self.palette_colors)
+        values["lock_palette"] = "true" if data.get("lock_palette") else "false"
+        return values
 
     def submit(self, *, owner) -> Job | None:
         """Queue the job, or put every problem on the form and queue nothing."""
@@ -262,6 +330,7 @@ class JobForm(forms.Form):
                     raise _NotQueued
         except SubmissionError as exc:
             for name, messages in exc.errors.items():
+                name = FINISH_ERROR_FIELDS.get(name, name)
                 target = name if name in self.fields else None
                 for message in messages:
                     self.add_error(target, message if target else f"{name}: {message}")
@@ -283,4 +352,93 @@ def initial_from_job(job: Job) -> dict:
         "lora_strength": f"{job.lora_strength_model:g}",
         "lora_strength_clip": f"{job.lora_strength_clip:g}" if job.lora_strength_clip != job.lora_strength_model else "",
         "workflow": job.workflow, "priority": job.priority_name,
+        **finish_initial(job.finish),
     }
+
+
+# --- finishing: the submission form's fieldset and the re-finish forms --------------------------
+
+def palette_choices(*, blank: str, upload: bool = False) -> list[tuple[str, str]]:
+    """The shipped palettes (palettes/), after a blank choice and before "upload…"."""
+    choices = [("", blank), *((name, name) for name in palette_names())]
+    return choices + [(PALETTE_UPLOAD, "upload…")] if upload else choices
+
+
+def finish_initial(plan: dict | None) -> dict:
+    """A finishing plan as the form's values (a profile's defaults, or a job's settings)."""
+    plan = plan or {}
+    return {
+        "make_sprites": bool(plan),
+        "colors": str(plan["colors"]) if plan.get("colors") else "",
+        "palette": plan.get("palette") or "",
+        "background": plan.get("background") or "auto",
+        "outline": plan.get("outline") or "",
+        "cell": _size_text(plan.get("cell")),
+        "pixel_size": f"{plan['pixel_size']:g}" if plan.get("pixel_size") else "auto",
+        "lock_palette": bool(plan.get("lock_palette")),
+    }
+
+
+def finish_values(data: dict, *, palette_colors: list[str] | None = None) -> dict:
+    """Finishing values for plan.build from form text: only what was given, so a blank field keeps
+    the base's setting. A palette (chosen or uploaded) wins over a number of colours."""
+    values = {key: str(data.get(key) or "").strip() for key in ("background", "outline", "cell", "pixel_size")}
+    values = {key: value for key, value in values.items() if value}
+    palette = str(data.get("palette") or "").strip()
+    colors = str(data.get("colors") or "").strip()
+    if palette_colors:
+        values["palette_colors"] = palette_colors
+    elif palette and palette != PALETTE_UPLOAD:
+        values["palette"] = palette
+    elif colors:
+        values["colors"] = colors
+    return values
+
+
+def _size_text(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value or "")
+
+
+class RefinishForm(forms.Form):
+    """Re-finish sprites (a job's, or a selection's): every blank field keeps the current setting.
+
+    `lock_palette` is "true" / "false" (the page sends a hidden "false" before the checkbox), or
+    absent where the choice is not offered (the gallery's selection).
+    """
+
+    palette = forms.CharField(label="Palette", required=False, widget=forms.Select())
+    colors = forms.CharField(label="Colours", required=False,
+                             widget=forms.NumberInput(attrs={"min": 2, "max": 256, "step": 1}))
+    background = forms.CharField(label="Background", required=False,
+                                 widget=forms.TextInput(attrs={"spellcheck": "false"}))
+    outline = forms.CharField(label="Outline", required=False, widget=forms.TextInput(attrs={"spellcheck": "false"}))
+    cell = forms.CharField(label="Cell", required=False, widget=forms.TextInput(attrs={"spellcheck": "false"}))
+    lock_palette = forms.CharField(label="One palette for the job", required=False)
+
+    def __init__(self, *args, job: Job | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        plan = (job.finish if job is not None else None) or {}
+        now = "as now" if job is not None else "each job's palette"
+        if plan.get("palette_colors"):
+            now = f"as now (uploaded, {len(plan['palette_colors'])} colours)"
+        elif plan.get("palette"):
+            now = f"as now ({plan['palette']})"
+        self.fields["palette"].widget.choices = palette_choices(blank=now)
+        hints = {"colors": str(plan.get("colors") or ("as now" if job is not None else "colours")),
+                 "background": plan.get("background") or "auto",
+                 "outline": plan.get("outline") or "none", "cell": _size_text(plan.get("cell")) or "none"}
+        for name, hint in hints.items():
+            self.fields[name].widget.attrs["placeholder"] = hint
+        self.locked = bool(plan.get("lock_palette"))
+
+    def finish_values(self) -> dict:
+        """The values to lay over the job's settings; {} keeps them all."""
+        self.is_valid()  # text fields only: cleaned_data always fills
+        data = self.cleaned_data
+        values = finish_values(data)
+        lock = (data.get("lock_palette") or "").strip().lower()
+        if lock in ("true", "on", "1", "yes"):
+            values["lock_palette"] = "true"
+        elif lock in ("false", "off", "0", "no"):
+            values["lock_palette"] = "false"
+        return values

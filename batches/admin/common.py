@@ -1,6 +1,7 @@
 """Small helpers the admin pages share: links, thumbnails, who acted."""
 from __future__ import annotations
 
+import json
 
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -29,6 +30,33 @@ def _thumb(image: Image, size: int = 64) -> str:
         'style="image-rendering: pixelated; object-fit: contain; background: #222;">',
         url, str(image), size, size,
     )
+
+
+def _sprite_thumb(image: Image, size: int = 64) -> str:
+    """The finished sprite, scaled without smoothing; "-" until there is one."""
+    url = _url("image-sprite", image.pk) if image.sprite_path else None
+    if not url:
+        return "-"
+    return format_html(
+        '<img src="{}?v={}" alt="sprite of {}" width="{}" height="{}" loading="lazy" '
+        'style="image-rendering: pixelated; object-fit: contain; background: #222;">',
+        url, image.sprite_run, str(image), size, size,
+    )
+
+
+def _pretty_json(value) -> str:
+    if value in (None, "", {}, []):
+        return "-"
+    return format_html("<pre style='max-height: 24em; overflow: auto; margin: 0'>{}</pre>",
+                       json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _swatches(colors) -> str:
+    if not colors:
+        return "-"
+    return format_html_join(
+        "", '<span title="{0}" style="display: inline-block; width: 16px; height: 16px; margin-right: 2px; '
+            'background: {0}; border: 1px solid #888; vertical-align: middle"></span>', ((c,) for c in colors))
 
 
 def _short(text: str, length: int = 60) -> str:

@@ -20,7 +20,8 @@ from batches.services.outputs import job_dir
 from batches.services.quotas import QuotaError
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
-from batches.admin.common import _actor, _file_links, _plural, _short, _thumb
+from batches.admin.common import _actor, _file_links, _plural, _pretty_json, _short, _swatches, _thumb
+from batches.services import finishing
 
 # --- Jobs ------------------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class JobAdmin(admin.ModelAdmin):
     list_per_page = 50
     inlines = (UnitInline, ImageInline)
     action_form = JobActionForm
-    actions = ["cancel_jobs", "stop_after_current", "retry_failed", "requeue",
+    actions = ["cancel_jobs", "stop_after_current", "retry_failed", "requeue", "refinish_sprites",
                *(_set_priority_action(level) for level in sorted(Priority, reverse=True))]
     editable_fields = ("name", "priority")
     fieldsets = (
@@ -151,12 +152,14 @@ class JobAdmin(admin.ModelAdmin):
                                    ("width", "height", "batch_size"), "base_seed")}),
         ("Progress", {"fields": ("progress_display", ("images_planned", "images_done", "images_failed"),
                                  "rate", "output_folder")}),
+        ("Finishing", {"fields": ("finish_summary", "sprites_display", "finish_pretty", "finish_palette_display")}),
         ("Times", {"fields": (("created_at", "started_at", "finished_at", "updated_at"),)}),
     )
 
     def get_readonly_fields(self, request, obj=None):
         names = [f.name for f in Job._meta.fields if f.name not in ("id", *self.editable_fields)]
-        return (*names, "progress_display", "rate", "output_folder")
+        return (*names, "progress_display", "rate", "output_folder", "finish_summary", "sprites_display",
+                "finish_pretty", "finish_palette_display")
 
     # --- columns -------------------------------------------------------------------------------
     @admin.display(description="job", ordering="name")
@@ -185,6 +188,28 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="output folder")
     def output_folder(self, job: Job) -> str:
         return str(job_dir(job))
+
+    @admin.display(description="finishing")
+    def finish_summary(self, job: Job) -> str:
+        return finishing.describe(job.finish)
+
+    @admin.display(description="sprites")
+    def sprites_display(self, job: Job) -> str:
+        counts = finishing.sprite_counts([job.pk]).get(job.pk)
+        if not counts:
+            return "-"
+        return (f"{counts['done']} done, {counts['open']} to make, {counts['failed']} failed"
+                + (" (finishing)" if counts["open"] else ""))
+
+    @admin.display(description="settings (finish)")
+    def finish_pretty(self, job: Job) -> str:
+        return _pretty_json(job.finish)
+
+    @admin.display(description="the job's palette (finish_palette)")
+    def finish_palette_display(self, job: Job) -> str:
+        if not job.finish_palette:
+            return "-"
+        return format_html("{}<br>{}", _swatches(job.finish_palette), ", ".join(job.finish_palette))
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
@@ -236,6 +261,8 @@ class JobAdmin(admin.ModelAdmin):
             ("Amount and order", [("count", "profile"), ("batch_size", "priority")]),
             ("Sampling", [("steps", "cfg"), ("sampler", "scheduler"), ("width", "height"), "seed"]),
             ("Model", ["workflow", "checkpoint", ("lora", "lora_strength", "lora_strength_clip")]),
+            ("Finishing", ["make_sprites", ("colors", "palette", "palette_file"), ("background", "outline"),
+                           ("cell", "pixel_size"), "lock_palette"]),
         ]
         present = set(form.fields)
         seen: set[str] = set()
@@ -332,3 +359,16 @@ class JobAdmin(admin.ModelAdmin):
             self.message_user(request, f"Requeued {_plural(len(new), 'job')}: {', '.join(new)}.")
         for problem in problems:
             self.message_user(request, f"Cannot requeue {problem}", messages.ERROR)
+
+    @admin.action(description="Re-finish sprites (job settings)", permissions=["change"])
+    def refinish_sprites(self, request, queryset):
+        images, problems = 0, []
+        for job in queryset:
+            try:
+                images += finishing.job_refinish(job, finish=None, by=_actor(request))
+            except finishing.FinishError as exc:
+                problems.append(f"job {job.pk}: {exc}")
+        if images or not problems:
+            self.message_user(request, f"{_plural(images, 'sprite')} queued to be made again.")
+        for problem in problems:
+            self.message_user(request, f"Cannot re-finish {problem}", messages.ERROR)

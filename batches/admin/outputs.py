@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -12,7 +12,8 @@ from batches.numbers import id_or_none
 from batches.services import review
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
-from batches.admin.common import _file_links, _plural, _short, _thumb
+from batches.admin.common import _file_links, _plural, _pretty_json, _short, _sprite_thumb, _swatches, _thumb
+from batches.services import finishing
 
 # --- Units -----------------------------------------------------------------------------------
 
@@ -88,10 +89,10 @@ def _review_action(action: str, description: str):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ("thumbnail", "name", "job_link", "sequence", "seed", "review", "starred", "dimensions",
-                    "node", "created_at")
+    list_display = ("thumbnail", "sprite_thumbnail", "name", "job_link", "sequence", "seed", "review", "starred",
+                    "dimensions", "sprite_state", "node", "created_at")
     list_display_links = ("thumbnail", "name")
-    list_filter = ("review", "starred", "job__profile", "job__checkpoint")
+    list_filter = ("review", "starred", "sprite_state", "job__profile", "job__checkpoint")
     search_fields = ("prompt",)
     search_help_text = "Prompt text; a number finds the images of that job."
     list_select_related = ("job",)
@@ -99,13 +100,18 @@ class ImageAdmin(admin.ModelAdmin):
     list_per_page = 60
     actions = [_review_action("approve", "Approve"), _review_action("reject", "Reject"),
                _review_action("unreview", "Mark unreviewed"), _review_action("star", "Star"),
-               _review_action("unstar", "Unstar")]
-    fields = ("preview", "files", "job", "unit", "sequence", "batch_index", "prompt", "seed", ("width", "height"),
-              "file_size", "generation_time", "node", "review", "starred", "file_path", "thumb_path",
-              "metadata_path", "metadata", "created_at")
+               _review_action("unstar", "Unstar"), "refinish_sprites"]
+    fieldsets = (
+        (None, {"fields": ("preview", "files", "job", "unit", "sequence", "batch_index", "prompt", "seed",
+                           ("width", "height"), "file_size", "generation_time", "node", "review", "starred",
+                           "file_path", "thumb_path", "metadata_path", "metadata", "created_at")}),
+        ("Sprite", {"fields": ("sprite_preview", ("sprite_state", "sprite_run"), "sprite_path", "sprite_palette",
+                               "sprite_info_pretty", "sprite_finish_pretty", "sprite_error", "sprite_claimed_at")}),
+    )
 
     def get_readonly_fields(self, request, obj=None):
-        return (*(f.name for f in Image._meta.fields if f.name not in ("id", "review", "starred")), "preview", "files")
+        return (*(f.name for f in Image._meta.fields if f.name not in ("id", "review", "starred")), "preview", "files",
+                "sprite_preview", "sprite_palette", "sprite_info_pretty", "sprite_finish_pretty")
 
     def has_add_permission(self, request) -> bool:
         return False  # images come from the GPU worker
@@ -130,6 +136,36 @@ class ImageAdmin(admin.ModelAdmin):
     @admin.display(description="files")
     def files(self, image: Image) -> str:
         return _file_links(image)
+
+    @admin.display(description="sprite")
+    def sprite_thumbnail(self, image: Image) -> str:
+        return _sprite_thumb(image, 64)
+
+    @admin.display(description="sprite")
+    def sprite_preview(self, image: Image) -> str:
+        return _sprite_thumb(image, 256)
+
+    @admin.display(description="palette")
+    def sprite_palette(self, image: Image) -> str:
+        return _swatches((image.sprite_info or {}).get("palette"))
+
+    @admin.display(description="what the last run found and made (sprite info)")
+    def sprite_info_pretty(self, image: Image) -> str:
+        return _pretty_json(image.sprite_info)
+
+    @admin.display(description="settings of the next (or last) run")
+    def sprite_finish_pretty(self, image: Image) -> str:
+        return _pretty_json(image.sprite_finish)
+
+    @admin.action(description="Re-finish sprites", permissions=["change"])
+    def refinish_sprites(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        try:
+            queued = finishing.images_refinish(user=request.user, ids=ids, finish=None)
+        except finishing.FinishError as exc:
+            self.message_user(request, f"Cannot re-finish: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"{_plural(queued, 'sprite')} queued to be made again.")
 
     @admin.display(description="image", ordering="sequence")
     def name(self, image: Image) -> str:

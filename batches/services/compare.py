@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from batches.models import Image, Job
 from batches.numbers import NumberError, parse_id_list
+from batches.services.finishing import describe
 
 MIN_COMPARE, MAX_COMPARE = 2, 4
 
@@ -40,6 +41,7 @@ COMPARE_PARAMS = (
     ("negative_prompt", "Negative prompt"),
     ("workflow", "Workflow"),
     ("seed", "Seeds"),
+    ("finish", "Finishing"),
 )
 
 
@@ -64,6 +66,7 @@ def job_parameters_for_compare(job: Job) -> dict[str, str]:
         "negative_prompt": job.negative_prompt or "-",
         "workflow": job.workflow,
         "seed": f"from {job.base_seed}" if job.base_seed is not None else "random",
+        "finish": describe(job.finish),
     }
 
 

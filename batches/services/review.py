@@ -154,6 +154,11 @@ def images_newer_than(filters: GalleryFilters, newest_id: int, *, limit: int = P
     return rows[:limit][::-1], len(rows) > limit
 
 
+def images_with_ids(ids: list[int]) -> list[Image]:
+    """Tiles drawn again by id (a sprite made or queued since the page was drawn), newest first."""
+    return list(gallery_queryset(GalleryFilters()).filter(pk__in=ids[:PAGE_SIZE]).order_by("-id"))
+
+
 def latest_event_id() -> int:
     """Where the page's socket starts: events after the state it was drawn from."""
     return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0

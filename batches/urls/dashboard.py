@@ -15,7 +15,9 @@ urlpatterns = [
     path("jobs/<int:job_id>/retry/", jobs.job_retry, name="job-retry"),
     path("jobs/<int:job_id>/requeue/", jobs.job_requeue, name="job-requeue"),
     path("jobs/<int:job_id>/priority/", jobs.job_priority, name="job-priority"),
+    path("jobs/<int:job_id>/refinish/", jobs.job_refinish, name="job-refinish"),
     path("images/<int:image_id>/", images.image_file, name="image-file"),
     path("images/<int:image_id>/thumb/", images.image_thumb, name="image-thumb"),
+    path("images/<int:image_id>/sprite.png", images.image_sprite, name="image-sprite"),
     path("images/<int:image_id>/metadata/", images.image_metadata, name="image-metadata"),
 ]

@@ -9,7 +9,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from batches.forms import RefinishForm
 from batches.numbers import NumberError
+from batches.services import finishing
 from batches.services import review as reviews
 from batches.views.access import can_change, get_image_for_user, get_job_for_user
 from batches.views.responses import safe_next, wants_json
@@ -25,6 +27,12 @@ def gallery(request: HttpRequest) -> HttpResponse:
         after = reviews.query_id(request.GET, "after", what="an image id", minimum=0)
     except NumberError as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    if request.GET.get("partial") and request.GET.get("ids"):  # tiles whose sprite changed, drawn again
+        try:
+            ids = reviews.parse_ids(request.GET.getlist("ids"))
+        except reviews.ReviewError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+        return render(request, "batches/_gallery_grid.html", {"images": reviews.images_with_ids(ids)})
     if request.GET.get("partial"):
         images, more = reviews.images_newer_than(filters, after or 0)
         response = render(request, "batches/_gallery_grid.html", {"images": images})
@@ -38,7 +46,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "page": page, "images": page.images, "filters": filters, "query_string": urlencode(filters.as_query()),
         "choices": reviews.gallery_choices(filters), "job": job,
         "job_can_change": bool(job and can_change(request.user, job)),
-        "since": reviews.latest_event_id(),
+        "since": reviews.latest_event_id(), "refinish_form": RefinishForm(),
     })
 
 
@@ -89,6 +97,29 @@ def images_bulk(request: HttpRequest) -> HttpResponse:
         raise
     action = reviews.BULK_ACTIONS[request.POST["action"]]
     return _answer(request, {"ok": True, "ids": changed, "action": request.POST["action"], **action})
+
+
+@login_required
+@require_POST
+def images_refinish(request: HttpRequest) -> HttpResponse:
+    """ids + palette or colors: rebuild the selected images' sprites; all or nothing, like bulk."""
+    try:
+        ids = reviews.parse_ids(request.POST.getlist("ids"))
+    except reviews.ReviewError as exc:
+        return _answer(request, {"ok": False, "error": str(exc)}, status=400)
+    values = RefinishForm(request.POST).finish_values()
+    try:
+        queued = finishing.images_refinish(user=request.user, ids=ids, finish=values)
+    except finishing.FinishError as exc:
+        return _answer(request, {"ok": False, "error": str(exc)}, status=400)
+    except PermissionDenied as exc:
+        if wants_json(request):
+            return JsonResponse({"ok": False, "error": str(exc)}, status=403)
+        raise
+    settings = (f"palette {values['palette']}" if values.get("palette")
+                else f"{values['colors']} colours" if values.get("colors") else "each job's own settings")
+    return _answer(request, {"ok": True, "ids": ids, "queued": queued,
+                             "message": f"Re-finishing {queued} sprite{'s' if queued != 1 else ''}: {settings}."})
 
 
 def _zip_response(archive, filename: str) -> FileResponse:

@@ -7,14 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
-from batches.services.outputs import open_output
+from batches.services.outputs import job_dir_name, open_output
 from batches.views.access import get_image_for_user
 
 # The files never change once written (written atomically, named by sequence and seed).
 CACHE_CONTROL = "private, max-age=86400"
 
 
-def _file(relative: str, content_type: str, *, download: bool = False) -> FileResponse:
+def _file(relative: str, content_type: str, *, download: bool = False, filename: str = "") -> FileResponse:
     if not relative:
         raise Http404("no such file")
     try:
@@ -22,7 +22,7 @@ def _file(relative: str, content_type: str, *, download: bool = False) -> FileRe
     except (OSError, ValueError):  # missing, not a regular file, or a link leading outside OUTPUT_ROOT
         raise Http404("the file is missing from the output folder") from None
     response = FileResponse(handle, content_type=content_type, as_attachment=download,
-                            filename=Path(relative).name)
+                            filename=filename or Path(relative).name)
     response["Cache-Control"] = CACHE_CONTROL
     return response
 
@@ -49,6 +49,22 @@ def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
         except Http404:  # a thumbnail lost or never written: the full image still shows
             pass
     return _file(image.file_path, "image/png")
+
+
+@login_required
+@require_safe
+def image_sprite(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The finished sprite (404 until one exists); `?download=1` names it after its job's folder.
+
+    Pages add `?v=<sprite run>`: a re-finish replaces the file under the same name, and the
+    cached copy of the previous run must not be shown.
+    """
+    image = get_image_for_user(request, image_id)
+    if not image.sprite_path:
+        raise Http404("this image has no sprite yet")
+    folder = image.job.output_dir or job_dir_name(image.job)
+    return _file(image.sprite_path, "image/png", download=_download(request),
+                 filename=f"{folder}_{Path(image.sprite_path).name}")
 
 
 @login_required

@@ -11,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from batches.forms import JobForm, initial_from_job
+from batches.forms import JobForm, RefinishForm, initial_from_job
 from batches.models import Job, Priority, Unit, WorkerNode
 from batches.numbers import NumberError, parse_id
-from batches.services import control
+from batches.services import control, finishing
+from batches.services.finishing.pages import job_summary
 from batches.services.outputs import job_parameters
 from batches.services.quotas import QuotaError
 from batches.views.access import can_change, get_job_for_user
@@ -70,7 +71,12 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
         "outages": list(WorkerNode.objects.filter(comfyui_ok=False).order_by("name")) if job.is_active else [],
         # Sent back with retry and requeue: a double click on the same drawing acts once.
         "request_id": uuid.uuid4().hex,
+        "finishing": finishing.is_finishing(job),
     }
+
+
+def _finish_context(job: Job) -> dict:
+    return {"job": job, "summary": job_summary(job)}
 
 
 @login_required
@@ -80,6 +86,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     part = request.GET.get("partial")
     if part == "state":
         return render(request, "batches/_job_state.html", _state_context(request, job))
+    if part == "finish":
+        return render(request, "batches/_job_finish.html", _finish_context(job))
     images = job.images.order_by("-id")
     if part == "images":
         after = request.GET.get("after", "")
@@ -90,7 +98,9 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
                 return HttpResponseBadRequest(f"after: {exc}", content_type="text/plain")
         return render(request, "batches/_job_images.html", {"job": job, "images": images[:IMAGES_ON_PAGE]})
     ctx = _state_context(request, job)
+    ctx.update(_finish_context(job))
     ctx.update(
+        refinish_form=RefinishForm(job=job) if ctx["user_can_change"] else None,
         images=images[:IMAGES_ON_PAGE],
         images_more=max(0, job.images_done - IMAGES_ON_PAGE),
         params=job_parameters(job),
@@ -165,3 +175,18 @@ def job_priority(request: HttpRequest, job_id: int) -> HttpResponse:
     except control.ControlError as exc:  # the job finished meanwhile
         return action_done(request, f"Priority not changed: {exc}.", default=_job_url(job), ok=False)
     return action_done(request, f"Job {job.pk} is now {job.priority_name} priority.", default=_job_url(job))
+
+
+@login_required
+@require_POST
+def job_refinish(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Rebuild every sprite of the job; blank fields keep the job's finishing settings."""
+    job = get_job_for_user(request, job_id, change=True)
+    values = RefinishForm(request.POST, job=job).finish_values()
+    try:
+        n = finishing.job_refinish(job, finish=values, by=request.user.get_username())
+    except finishing.FinishError as exc:
+        return action_done(request, f"Sprites of job {job.pk} not re-finished: {exc}", default=_job_url(job), ok=False)
+    what = f"{n} sprite{'s' if n != 1 else ''}" if n else "no images yet; new images use these settings"
+    return action_done(request, f"Re-finishing job {job.pk} ({what}): {finishing.describe(job.finish)}.",
+                       default=_job_url(job))

@@ -1,5 +1,7 @@
 /* Compare: one zoom and one pixel grid for every column; zoomed cells of a row pan together.
- *   f fit · 1 2 4 8 zoom · g grid · d only differing parameters
+ *   f fit · 1 2 4 8 zoom · g grid · d only differing parameters · o sprite / original
+ * In sprite view each cell shows its sprite (the original until it exists), fitted at a whole
+ * scale so the art pixels of every column stay square.
  */
 (function () {
   "use strict";
@@ -19,25 +21,48 @@
   var gridRoot = document.getElementById("cmp-grid");
   if (!gridRoot) return;
   var toolbar = document.getElementById("cmp-toolbar");
-  var state = { z: Number(localStorage.getItem("dgx.compare.zoom") || 0), grid: localStorage.getItem("dgx.compare.grid") === "1" };
+  var state = { z: Number(localStorage.getItem("dgx.compare.zoom") || 0), grid: localStorage.getItem("dgx.compare.grid") === "1",
+                view: DGX.spriteView.get() };
   var images = Array.prototype.slice.call(gridRoot.querySelectorAll(".cmp-img"));
+  images.forEach(function (img) { img.dataset.ow = img.dataset.w; img.dataset.oh = img.dataset.h; });
+
+  /* A sprite in fit mode: the largest whole scale that fits its column (and a third of the screen). */
+  function spriteFit(img) {
+    var stack = img.closest(".cmp-stack");
+    var box = Math.min(stack ? stack.clientWidth : 0, window.innerHeight * 0.34) || 128;
+    return DGX.pixel.fitInteger(Number(img.dataset.w) || img.naturalWidth, Number(img.dataset.h) || img.naturalHeight, box, box, 16);
+  }
 
   function apply() {
     gridRoot.dataset.zoom = String(state.z);
+    gridRoot.classList.toggle("is-sprites", state.view === "sprite");
     images.forEach(function (img) {
-      var want = state.z ? img.dataset.full : img.dataset.thumb;  // the thumbnail is enough to fit
+      var sprite = state.view === "sprite" && !!img.dataset.sprite;
+      img.classList.toggle("is-sprite", sprite);
+      img.dataset.w = sprite ? (img.dataset.spriteW || "") : img.dataset.ow;
+      img.dataset.h = sprite ? (img.dataset.spriteH || "") : img.dataset.oh;
+      var want = sprite ? img.dataset.sprite : state.z ? img.dataset.full : img.dataset.thumb;  // the thumbnail is enough to fit
       if (img.getAttribute("src") !== want) img.setAttribute("src", want);
-      DGX.pixel.zoom(img, state.z);
+      img.dataset.shownZoom = String(sprite && !state.z ? spriteFit(img) : state.z);
+      DGX.pixel.zoom(img, Number(img.dataset.shownZoom));
     });
     // Grids need the laid-out size in fit mode.
     requestAnimationFrame(function () {
-      gridRoot.querySelectorAll(".pixel-grid").forEach(function (g) { DGX.pixel.grid(g, state.z, state.grid); });
+      gridRoot.querySelectorAll(".pixel-grid").forEach(function (g) {
+        var img = g.parentNode.querySelector(".cmp-img");
+        DGX.pixel.grid(g, img ? Number(img.dataset.shownZoom) : state.z, state.grid);
+      });
     });
     toolbar.querySelectorAll("[data-zoom]").forEach(function (b) {
       b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.z));
     });
+    toolbar.querySelectorAll("[data-view]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.view === state.view));
+    });
     toolbar.querySelector("[data-grid-toggle]").setAttribute("aria-pressed", String(state.grid));
   }
+
+  function setView(value) { state.view = value === "original" ? "original" : "sprite"; DGX.spriteView.set(state.view); apply(); }
 
   function zoom(z) { state.z = z; localStorage.setItem("dgx.compare.zoom", String(z)); apply(); }
   function toggleGrid() { state.grid = !state.grid; localStorage.setItem("dgx.compare.grid", state.grid ? "1" : "0"); apply(); }
@@ -47,6 +72,7 @@
     if (!b) return;
     if (b.dataset.zoom !== undefined) zoom(Number(b.dataset.zoom));
     else if (b.hasAttribute("data-grid-toggle")) toggleGrid();
+    else if (b.dataset.view) setView(b.dataset.view);
   });
 
   var onlyDiff = document.getElementById("only-diff");
@@ -75,11 +101,17 @@
     if (k === "1" || k === "2" || k === "4" || k === "8") zoom(Number(k));
     else if (k === "f" || k === "0") zoom(0);
     else if (k === "g") toggleGrid();
+    else if (k === "o") setView(state.view === "sprite" ? "original" : "sprite");
     else if (k === "d" && onlyDiff) { onlyDiff.checked = !onlyDiff.checked; showOnlyDiff(); }
     else return;
     event.preventDefault();
   });
-  window.addEventListener("resize", function () { if (state.grid && !state.z) apply(); });
-  images.forEach(function (img) { img.addEventListener("load", function () { if (state.grid && !state.z) apply(); }); });
+  window.addEventListener("resize", function () { if (!state.z && (state.grid || state.view === "sprite")) apply(); });
+  images.forEach(function (img) {
+    img.addEventListener("load", function () {
+      // A sprite without a recorded size is fitted once it has loaded.
+      if (!state.z && (state.grid || (img.classList.contains("is-sprite") && !img.dataset.spriteW))) apply();
+    });
+  });
   apply();
 })();

@@ -3,6 +3,7 @@
  *   DGX.partials(url)                  refresh("rows", ...) fetches url?partial=NAME into [data-partial=NAME]
  *   DGX.keys({n: fn, ...})             single-key shortcuts, ignored while typing
  *   DGX.duration(seconds), DGX.rate(startedIso, done)
+ *   DGX.copyText(text)                 to the clipboard (a Promise); palette swatches use it on click
  * Forms with data-enhance are POSTed with fetch (they work without JS too); data-confirm asks
  * first; a select with data-autosubmit submits its form on change. After an enhanced action the
  * document receives a "dgx:action" event.
@@ -185,6 +186,31 @@
       buttons.forEach(function (b) { b.disabled = false; });
     });
   }, true);
+
+  /* Palette swatches (.swatch[data-hex]) copy their colour when clicked. */
+  DGX.copyText = function (value) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(value);
+    return new Promise(function (resolve, reject) {  // plain http on a LAN address: the old way
+      var area = document.createElement("textarea");
+      area.value = value;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      area.remove();
+      if (ok) resolve(); else reject(new Error("copy refused"));
+    });
+  };
+  document.addEventListener("click", function (event) {
+    var swatch = event.target.closest && event.target.closest(".swatch[data-hex]");
+    if (!swatch) return;
+    var hex = swatch.dataset.hex;
+    DGX.copyText(hex).then(function () { DGX.toast("Copied " + hex + ".", "success"); },
+                           function () { DGX.toast(hex, "info"); });
+  });
 
   document.addEventListener("change", function (event) {
     var el = event.target;

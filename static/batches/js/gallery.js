@@ -6,6 +6,10 @@
  *   1 2 4 8, f     zoom, fit (viewer)                      g     pixel grid (viewer)
  *   a r u          approve / reject / unreviewed (Shift: and move on)   s  star
  *   x              select / unselect (bulk actions, zip)   ?     keyboard help
+ *   o              sprite / original (tiles and viewer; remembered)   + -   sprite zoom 1x..16x
+ *
+ * Sprite view: a tile shows its sprite at the largest whole scale that fits (pixelated), or the
+ * original with a "finishing…" badge until the sprite exists; sprite events redraw tiles live.
  */
 (function () {
   "use strict";
@@ -51,6 +55,104 @@
   }
 
   function urlFor(template, id) { return template.replace("/0/", "/" + id + "/"); }
+
+  /* --- sprite / original --------------------------------------------------------------------- */
+
+  var view = DGX.spriteView.get();
+  var SPRITE_ATTRS = ["data-sprite-state", "data-sprite", "data-sprite-w", "data-sprite-h", "data-pixel-size",
+                      "data-phase", "data-palette", "data-sprite-error"];
+
+  function scaleTile(tile) {
+    var img = tile.querySelector(".gtile-open img");
+    if (!img) return;
+    if (!tile.classList.contains("is-sprite")) { img.style.width = ""; img.style.height = ""; return; }
+    var w = Number(tile.dataset.spriteW) || img.naturalWidth, h = Number(tile.dataset.spriteH) || img.naturalHeight;
+    var box = tile.querySelector(".gtile-open").clientWidth;
+    if (!w || !h || !box) return;
+    var k = Math.floor(Math.min(box / w, box / h));
+    // A whole scale keeps every art pixel square; a sprite larger than the tile is fitted instead.
+    img.style.width = k >= 1 ? w * k + "px" : "";
+    img.style.height = k >= 1 ? h * k + "px" : "";
+    tile.dataset.scale = String(Math.max(k, 0));
+  }
+
+  function applyTile(tile) {
+    var img = tile.querySelector(".gtile-open img");
+    if (!img) return;
+    var sprite = view === "sprite" && !!tile.dataset.sprite;
+    tile.classList.toggle("is-sprite", sprite);
+    var want = sprite ? tile.dataset.sprite : (tile.dataset.thumb || img.getAttribute("src"));
+    if (img.getAttribute("src") !== want) img.setAttribute("src", want);
+    if (!img.dataset.scaling) {  // a sprite's size may only be known once it loads
+      img.dataset.scaling = "1";
+      img.addEventListener("load", function () { scaleTile(tile); });
+    }
+    scaleTile(tile);
+  }
+
+  function setView(value) {
+    view = value === "original" ? "original" : "sprite";
+    DGX.spriteView.set(view);
+    grid.classList.toggle("show-sprites", view === "sprite");
+    document.querySelectorAll(".view-switch [data-view]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.view === view));
+    });
+    tiles().forEach(applyTile);
+    viewer.view(view);
+  }
+
+  document.querySelectorAll(".view-switch [data-view]").forEach(function (b) {
+    b.addEventListener("click", function () { setView(b.dataset.view); });
+  });
+
+  /* Tiles whose sprite changed are drawn again by id and their sprite data copied over (the tile
+   * keeps its place, selection and cursor). */
+  var refreshIds = new Set(), refreshTimer = null, refreshing = false;
+  function refreshLater(ids) {
+    ids.forEach(function (id) { if (tileById(id)) refreshIds.add(String(id)); });
+    if (!refreshIds.size) return;
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshTiles, 250);
+  }
+  function refreshTiles() {
+    if (refreshing) { refreshTimer = setTimeout(refreshTiles, 250); return; }
+    var ids = Array.from(refreshIds).slice(0, 60);
+    ids.forEach(function (id) { refreshIds.delete(id); });
+    if (!ids.length) return;
+    refreshing = true;
+    fetch(grid.dataset.partial + "&ids=" + ids.join(","), {
+      credentials: "same-origin", headers: { "X-Requested-With": "fetch" },
+    }).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
+      var holder = document.createElement("div");
+      holder.innerHTML = html || "";
+      holder.querySelectorAll(".gtile").forEach(function (fresh) {
+        var tile = tileById(fresh.dataset.id);
+        if (!tile) return;
+        SPRITE_ATTRS.forEach(function (name) {
+          if (fresh.hasAttribute(name)) tile.setAttribute(name, fresh.getAttribute(name));
+          else tile.removeAttribute(name);
+        });
+        applyTile(tile);
+        viewer.refresh(tile.dataset);
+      });
+    }).catch(function () { /* a reload shows the truth */ }).finally(function () {
+      refreshing = false;
+      if (refreshIds.size) refreshTimer = setTimeout(refreshTiles, 250);
+    });
+  }
+
+  function spriteReady(d) {
+    var tile = tileById(d.image);
+    if (!tile) return;
+    // Swap at once (the size comes with the event); the palette and grid follow with the redraw.
+    tile.dataset.sprite = urlFor(grid.dataset.spriteUrl, d.image) + "?v=" + d.run;
+    tile.dataset.spriteState = "done";
+    tile.dataset.spriteW = d.width;
+    tile.dataset.spriteH = d.height;
+    applyTile(tile);
+    viewer.refresh(tile.dataset);
+    refreshLater([d.image]);
+  }
 
   /* --- tile state ------------------------------------------------------------------------ */
 
@@ -113,11 +215,28 @@
     saveSelection();
   }
 
+  var refinishPalette = selbar.querySelector("select[name=palette]");
+  var refinishColors = selbar.querySelector("input[name=colors]");
+  if (refinishPalette && refinishColors) {  // a palette sets the colours
+    refinishPalette.addEventListener("change", function () { refinishColors.disabled = !!refinishPalette.value; });
+  }
+
   selbar.addEventListener("submit", function (event) {
     var button = event.submitter;
     saveSelection();
     if (button && button.hasAttribute("data-zip")) return;  // a plain POST: the browser downloads the zip
     event.preventDefault();
+    if (button && button.hasAttribute("data-refinish")) {
+      var chosen = Array.from(selection);
+      post(button.formAction, {
+        ids: chosen.join(","), palette: refinishPalette ? refinishPalette.value : "",
+        colors: refinishColors && !refinishColors.disabled ? refinishColors.value : "",
+      }).then(function (data) {
+        toast(data.message, "success");
+        refreshLater(chosen);
+      }).catch(function (err) { toast(err.message, "error"); });
+      return;
+    }
     var action = button ? button.value : "";
     var ids = Array.from(selection);
     post(grid.dataset.bulkUrl, { ids: ids.join(","), action: action }).then(function (data) {
@@ -213,6 +332,7 @@
     if (t.hasAttribute("data-viewer-close")) closeViewer();
     else if (t.dataset.zoom !== undefined) viewer.zoom(Number(t.dataset.zoom));
     else if (t.hasAttribute("data-grid-toggle")) viewer.toggleGrid();
+    else if (t.dataset.view) setView(t.dataset.view);
     else if (t.dataset.review) review(current, t.dataset.review, false);
     else if (t.hasAttribute("data-star")) star(current);
   });
@@ -248,6 +368,12 @@
       viewer.zoom(0);
     } else if (inViewer && (key === "g" || key === "G")) {
       viewer.toggleGrid();
+    } else if (key === "o" || key === "O") {
+      setView(view === "sprite" ? "original" : "sprite");
+    } else if (inViewer && (key === "+" || key === "=")) {
+      viewer.zoomStep(1);
+    } else if (inViewer && (key === "-" || key === "_")) {
+      viewer.zoomStep(-1);
     } else if (key === "a" || key === "A") {
       review(current, "approved", key === "A");
     } else if (key === "r" || key === "R") {
@@ -264,7 +390,10 @@
     if (handled) event.preventDefault();
   });
 
-  window.addEventListener("resize", function () { if (viewer.open) viewer.relayout(); });
+  window.addEventListener("resize", function () {
+    if (viewer.open) viewer.relayout();
+    tiles().forEach(scaleTile);
+  });
 
   /* --- filters: a checkbox submits like the selects do ---------------------------------------- */
   var filters = document.getElementById("filters");
@@ -301,6 +430,7 @@
       var frag = document.createDocumentFragment();
       fresh.forEach(function (t) { t.classList.add("is-new"); paintSelection(t); frag.appendChild(t); });
       grid.insertBefore(frag, grid.firstChild);
+      fresh.forEach(applyTile);
       grid.dataset.top = fresh[0].dataset.id;
       var empty = document.getElementById("empty");
       if (empty) empty.remove();
@@ -324,12 +454,19 @@
             setTileState(tileById(id), data.review, data.starred === undefined ? null : data.starred);
           });
         },
+        sprite_ready: spriteReady,
+        sprite_failed: function (data) { refreshLater([data.image]); },
+        sprites_queued: function (data, message) {  // this job's tiles now say "finishing…"
+          refreshLater(tiles().filter(function (t) { return t.dataset.job === String(message.job); })
+            .map(function (t) { return t.dataset.id; }));
+        },
       },
       onOpen: function (reconnected) { if (reconnected && grid.dataset.live === "1") fetchNewer(); },
     });
   }
 
   /* --- start ---------------------------------------------------------------------------------- */
+  setView(view);
   tiles().forEach(paintSelection);
   saveSelection();
   var hash = location.hash;

@@ -60,17 +60,41 @@
       DGX.setProgress(card(), { done: d.images_done, failed: d.images_failed, planned: d.images_planned });
       DGX.setField(document, "done", d.images_done);
     },
+    // Sprites: the finish card's counts move without a reload (one query per refresh, coalesced).
+    sprites_queued: function () { parts.refresh("finish"); },
+    sprite_ready: function () { parts.refresh("finish"); },
+    sprite_failed: function () { parts.refresh("finish"); },
     "*": function (d, m) {
-      if (["progress", "image_saved", "job_progress"].indexOf(m.kind) < 0) parts.refresh("state");
+      if (["progress", "image_saved", "job_progress", "sprites_queued", "sprite_ready", "sprite_failed"].indexOf(m.kind) < 0) {
+        parts.refresh("state");
+      }
     },
   };
+
+  // "finishing" next to the job's status lasts until the finish card says every sprite exists.
+  document.addEventListener("dgx:swapped", function (event) {
+    if (event.detail.name !== "finish") return;
+    var head = document.querySelector('[data-partial="finish"] [data-open]');
+    var badge = document.getElementById("job-finishing");
+    if (head && badge) badge.hidden = Number(head.dataset.open) === 0;
+  });
+
+  // Re-finish: a palette sets the colours, so the colours field steps aside while one is chosen.
+  var refinish = document.getElementById("refinish-form");
+  if (refinish) {
+    var syncColors = function () {
+      refinish.elements.colors.disabled = !!refinish.elements.palette.value;
+    };
+    refinish.elements.palette.addEventListener("change", syncColors);
+    syncColors();
+  }
 
   DGX.live(config.socket, {
     since: config.since,
     on: on,
-    onOpen: function (reconnected) { if (reconnected) { parts.refresh("state"); moreImages(); } },
+    onOpen: function (reconnected) { if (reconnected) { parts.refresh("state", "finish"); moreImages(); } },
   });
-  document.addEventListener("dgx:action", function () { parts.refresh("state"); });
+  document.addEventListener("dgx:action", function () { parts.refresh("state", "finish"); });
 
   setInterval(function () { var c = card(); if (c && c.dataset.status === "running") DGX.setRate(c); }, 5000);
 

@@ -32,8 +32,66 @@
         if (field) { field.classList.remove("flash"); void field.offsetWidth; field.classList.add("flash"); }
       }
     });
+    applyFinish(d);
     describe();
     update();
+  }
+
+  /* Finishing: the profile's `finish:` block fills the fieldset like the fields above; a palette
+   * (chosen or uploaded) wins over a number of colours, so the colours field steps aside. */
+  var makeSprites = form.elements.make_sprites;
+  var finishDefaults = {};
+  try { finishDefaults = JSON.parse((makeSprites && makeSprites.dataset.finishDefaults) || "{}"); } catch (e) { finishDefaults = {}; }
+  var FINISH_FIELDS = ["colors", "palette", "background", "outline", "cell", "pixel_size"];
+
+  function flash(el) {
+    var field = el.closest(".field");
+    if (field) { field.classList.remove("flash"); void field.offsetWidth; field.classList.add("flash"); }
+  }
+
+  function applyFinish() {
+    var f = finishDefaults[profile.value];
+    if (!f || !makeSprites) return;
+    if (makeSprites.checked !== f.make_sprites) { makeSprites.checked = f.make_sprites; flash(makeSprites); }
+    FINISH_FIELDS.forEach(function (name) {
+      var el = form.elements[name];
+      if (!el || f[name] === undefined) return;
+      var value = String(f[name]);
+      if (el.tagName === "SELECT" && !Array.prototype.some.call(el.options, function (o) { return o.value === value; })) {
+        el.add(new Option(value, value));
+      }
+      if (el.value !== value) { el.value = value; flash(el); }
+    });
+    var lock = form.elements.lock_palette;
+    if (lock && lock.checked !== !!f.lock_palette) { lock.checked = !!f.lock_palette; flash(lock); }
+    finishState();
+  }
+
+  function finishState() {
+    if (!makeSprites) return;
+    var fieldset = document.getElementById("finish-fieldset");
+    if (fieldset) fieldset.classList.toggle("is-off", !makeSprites.checked);
+    var palette = form.elements.palette, colors = form.elements.colors;
+    var upload = document.getElementById("palette-upload");
+    var file = form.elements.palette_file;
+    var hasFile = file && file.files && file.files.length;
+    if (upload) upload.hidden = !(palette.value === "upload" || hasFile || upload.querySelector(".field-errors"));
+    if (colors) {
+      colors.disabled = !!palette.value;
+      colors.title = palette.value ? "The palette sets the colours." : "";
+    }
+  }
+
+  if (makeSprites) {
+    makeSprites.addEventListener("change", finishState);
+    form.elements.palette.addEventListener("change", finishState);
+    if (form.elements.palette_file) {
+      form.elements.palette_file.addEventListener("change", function () {
+        if (this.files && this.files.length) form.elements.palette.value = "upload";
+        finishState();
+      });
+    }
+    finishState();
   }
 
   function promptCount() {

@@ -1,10 +1,13 @@
 /* Pixel-exact viewing, shared by the gallery viewer and the compare page (no libraries).
  *
- *   DGX.pixel.zoom(img, z)         zoom z (1, 2, 4, 8) from the image's natural size (data-w/data-h,
+ *   DGX.pixel.zoom(img, z)         zoom z (1, 2, 4, 8, 16) from the image's natural size (data-w/data-h,
  *                                  known before it loads); z = 0: CSS fits it to its box
- *   DGX.pixel.grid(el, z, on)      a one-pixel grid over an image shown at zoom z
+ *   DGX.pixel.grid(el, z, on, cell) a grid over an image shown at zoom z: one cell per pixel, or per
+ *                                  art pixel when cell = {size, x, y} (a sprite's detected grid)
  *   DGX.pixel.fitZoom(w, h, W, H)  the largest of 8/4/2/1 that fits a W x H box (at least 1)
- *   DGX.Viewer(root)               the gallery's overlay: show(data), zoom(z), toggleGrid(), close()
+ *   DGX.pixel.fitInteger(w, h, W, H, max)  the largest whole zoom up to max that fits (at least 1)
+ *   DGX.spriteView.get() / set(v)  "sprite" or "original", remembered for every review page
+ *   DGX.Viewer(root)               the gallery's overlay: show(data), zoom(z), toggleGrid(), view(v), close()
  * Nearest neighbour everywhere: CSS `image-rendering: pixelated` (review.css).
  */
 (function () {
@@ -33,17 +36,20 @@
       img.style.width = n.w * z + "px";
       img.style.height = n.h * z + "px";
     },
-    grid: function (el, z, on) {
+    grid: function (el, z, on, cell) {
       if (!el) return;
       el.hidden = !on;
       if (!on) return;
       var img = el.parentNode && el.parentNode.querySelector("img");
-      var step = z;
+      var scale = z;
       if (!z && img) {  // fit: one grid cell per source pixel at whatever size the image has
         var n = natural(img);
-        step = n.w ? img.getBoundingClientRect().width / n.w : 1;
+        scale = n.w ? img.getBoundingClientRect().width / n.w : 1;
       }
+      var step = cell && cell.size ? cell.size * scale : scale;
       el.style.backgroundSize = step + "px " + step + "px";
+      // The art-pixel grid starts at the detected phase, not at the image's corner.
+      el.style.backgroundPosition = cell && cell.size ? (cell.x || 0) * scale + "px " + (cell.y || 0) * scale + "px" : "";
       el.classList.toggle("dense", step < 4);
     },
     fitZoom: function (w, h, boxW, boxH) {
@@ -52,6 +58,29 @@
       }
       return 1;
     },
+    fitInteger: function (w, h, boxW, boxH, max) {
+      if (!w || !h) return 1;
+      return Math.max(1, Math.min(max || 16, Math.floor(Math.min(boxW / w, boxH / h))));
+    },
+  };
+
+  var VIEW_KEY = "dgx.view";
+  DGX.spriteView = {
+    get: function () {
+      try { return localStorage.getItem(VIEW_KEY) === "original" ? "original" : "sprite"; } catch (e) { return "sprite"; }
+    },
+    set: function (value) {
+      try { localStorage.setItem(VIEW_KEY, value === "original" ? "original" : "sprite"); } catch (e) { /* private mode */ }
+    },
+  };
+  var SPRITE_ZOOM_MAX = 16, ORIGINAL_ZOOM_MAX = 8;
+
+  /* What a tile's (or cell's) dataset says is shown in `view`: the sprite when there is one. */
+  DGX.pixel.shown = function (data, view) {
+    if (view === "sprite" && data.sprite) {
+      return { sprite: true, src: data.sprite, w: Number(data.spriteW) || 0, h: Number(data.spriteH) || 0 };
+    }
+    return { sprite: false, src: data.full, w: Number(data.w) || 0, h: Number(data.h) || 0 };
   };
 
   function el(id) { return document.getElementById(id); }
@@ -66,34 +95,96 @@
   /* The overlay. `data` is a tile's dataset (see _gallery_grid.html). */
   DGX.Viewer = function (root) {
     var stage = el("viewer-stage"), img = el("viewer-img"), gridEl = el("viewer-grid");
-    var state = { z: Number(localStorage.getItem("dgx.viewer.zoom")) || 0, grid: localStorage.getItem("dgx.viewer.grid") === "1", data: null, lastFocus: null };
+    var state = { z: Number(localStorage.getItem("dgx.viewer.zoom")) || 0, grid: localStorage.getItem("dgx.viewer.grid") === "1",
+                  view: DGX.spriteView.get(), data: null, lastFocus: null };
+
+    function shown() { return DGX.pixel.shown(state.data, state.view); }
 
     function applyZoom() {
       if (!state.data) return;
-      var z = state.z;
+      var now = shown();
+      var w = now.w || img.naturalWidth, h = now.h || img.naturalHeight;
+      // Sprites go up to 16x (a 48 px sprite fills a screen); a 1024 px original stops at 8x.
+      var z = Math.min(state.z, now.sprite ? SPRITE_ZOOM_MAX : ORIGINAL_ZOOM_MAX);
       if (!z) {  // fit: the largest integer zoom that fits the stage; scaled down only if 1x does not
-        var w = Number(state.data.w), h = Number(state.data.h);
         var boxW = stage.clientWidth - 32, boxH = stage.clientHeight - 32;
-        z = DGX.pixel.fitZoom(w, h, boxW, boxH);
-        if (w > boxW || h > boxH) z = Math.max(0.05, Math.min(boxW / w, boxH / h));
+        if (now.sprite) {
+          z = DGX.pixel.fitInteger(w, h, boxW, boxH, SPRITE_ZOOM_MAX);
+        } else {
+          z = DGX.pixel.fitZoom(w, h, boxW, boxH);
+          if (w > boxW || h > boxH) z = Math.max(0.05, Math.min(boxW / w, boxH / h));
+        }
       }
       DGX.pixel.zoom(img, z);
-      DGX.pixel.grid(gridEl, z, state.grid);
+      // On the original, the grid is the one the sprite was read from: one cell per art pixel.
+      var cell = null;
+      if (!now.sprite && Number(state.data.pixelSize) > 1) {
+        var phase = String(state.data.phase || "0,0").split(",");
+        cell = { size: Number(state.data.pixelSize), x: Number(phase[0]) || 0, y: Number(phase[1]) || 0 };
+      }
+      DGX.pixel.grid(gridEl, z, state.grid, cell);
       root.querySelectorAll("[data-zoom]").forEach(function (b) {
         b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.z));
+        if (b.hasAttribute("data-sprite-only")) b.disabled = !now.sprite;
       });
       var g = root.querySelector("[data-grid-toggle]");
-      if (g) g.setAttribute("aria-pressed", String(state.grid));
+      if (g) {
+        g.setAttribute("aria-pressed", String(state.grid));
+        g.title = cell ? "Grid (g): the art pixels the sprite was read from (" + cell.size + " px)" : "Grid (g): one cell per pixel";
+      }
       root.dataset.zoom = String(state.z || "fit");
+      root.dataset.view = now.sprite ? "sprite" : "original";
+      root.dataset.shownZoom = String(z);
+    }
+
+    function swatches(list) {
+      var box = el("viewer-palette"), ul = el("viewer-swatches");
+      ul.textContent = "";
+      box.hidden = !list.length;
+      el("viewer-palette-label").textContent = "Palette · " + list.length + " colour" + (list.length === 1 ? "" : "s") + " (click to copy)";
+      list.forEach(function (hex) {
+        var li = document.createElement("li"), b = document.createElement("button");
+        b.type = "button";
+        b.className = "swatch";
+        b.style.background = hex;
+        b.dataset.hex = hex;
+        b.title = hex + " (click to copy)";
+        b.setAttribute("aria-label", hex);
+        li.appendChild(b);
+        ul.appendChild(li);
+      });
+    }
+
+    function spriteState(data, now) {
+      var s = data.spriteState || "none";
+      if (now.sprite) {
+        var size = data.spriteW ? data.spriteW + "×" + data.spriteH : "";
+        return "sprite " + size + (["waiting", "pending", "running"].indexOf(s) >= 0 ? " · finishing again…" : "");
+      }
+      if (state.view !== "sprite") return data.sprite ? "original · sprite ready (o)" : "";
+      if (s === "failed") return "no sprite: finishing failed";
+      if (["waiting", "pending", "running"].indexOf(s) >= 0) return "finishing… (showing the original)";
+      return "no sprite for this image";
     }
 
     function render(data) {
       state.data = data;
-      img.dataset.w = data.w;
-      img.dataset.h = data.h;
-      img.alt = data.prompt + ", seed " + data.seed;
-      img.src = data.full;
+      var now = shown();
+      img.dataset.w = now.w || "";
+      img.dataset.h = now.h || "";
+      img.alt = data.prompt + ", seed " + data.seed + (now.sprite ? " (sprite)" : "");
+      if (img.getAttribute("src") !== now.src) img.src = now.src;
       applyZoom();
+      root.querySelectorAll("[data-view]").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(b.dataset.view === state.view));
+      });
+      var ss = el("viewer-sprite-state");
+      ss.textContent = spriteState(data, now);
+      ss.title = data.spriteError || "";
+      swatches(data.palette ? String(data.palette).split(",") : []);
+      var spritePng = el("viewer-sprite-png");
+      spritePng.hidden = !data.sprite;
+      if (data.sprite) spritePng.href = data.sprite + "&download=1";
       el("viewer-prompt").textContent = data.prompt;
       var meta = el("viewer-meta");
       meta.textContent = "";
@@ -102,6 +193,8 @@
        ["Size", data.w + "×" + data.h],
        ["Profile", data.profile], ["Checkpoint", data.checkpoint || "—"], ["LoRA", data.lora || "none"],
        ["Steps · CFG", data.steps + " · " + data.cfg], ["Sampler", data.sampler], ["Saved", data.created]]
+        .concat(data.sprite ? [["Sprite", data.spriteW + "×" + data.spriteH + (data.pixelSize ? " · art pixel " + data.pixelSize + " px" : "")]] : [])
+        .concat(data.spriteError ? [["Finishing", data.spriteError]] : [])
         .forEach(function (row) { meta.appendChild(text("dt", row[0])); meta.appendChild(text("dd", row[1])); });
       el("viewer-png").href = data.full + "?download=1";
       el("viewer-json").href = data.meta + "?download=1";
@@ -124,9 +217,31 @@
       if (star) { star.setAttribute("aria-pressed", String(data.starred === "1")); star.disabled = data.canChange !== "1"; }
     }
 
+    img.addEventListener("load", function () { if (state.data) applyZoom(); });  // sizes a sprite without info
+
     return {
       get open() { return !root.hidden; },
       get data() { return state.data; },
+      get shown() { return state.data ? shown() : null; },
+      view: function (value) {
+        state.view = value === "original" ? "original" : "sprite";
+        if (state.data) render(state.data);
+      },
+      /* The shown image's tile changed (a sprite made meanwhile): draw it again. */
+      refresh: function (data) { if (!root.hidden && state.data && state.data.id === data.id) render(data); },
+      /* Sprites: one whole zoom step up or down (1x..16x); the original: 1, 2, 4, 8. */
+      zoomStep: function (direction) {
+        var now = state.data ? shown() : null;
+        var current = Number(root.dataset.shownZoom) || 1;
+        var z;
+        if (now && now.sprite) {
+          z = Math.max(1, Math.min(SPRITE_ZOOM_MAX, Math.round(current) + direction));
+        } else {
+          var i = ZOOMS.indexOf(Math.round(current));
+          z = ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, (i < 0 ? 0 : i) + direction))];
+        }
+        this.zoom(z);
+      },
       show: function (data, position) {
         if (root.hidden) {
           state.lastFocus = document.activeElement;
