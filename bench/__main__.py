@@ -26,6 +26,8 @@ BENCHMARKS = {
     "memory": (6, "worker RSS over 1 000 units"),
     "affinity": (7, "model-affinity claim vs plain FIFO: checkpoint switches"),
     "scale_out": (8, "1, 2, 3 GPU nodes on PostgreSQL + Redis: throughput"),
+    "finishing": (9, "finishing cost per 1024x1024 image, by stage, one core (issue 12)"),
+    "finishing_busy": (10, "GPU busy ratio with finishing (sprite worker) on vs off"),
 }
 
 RESULT_PREFIX = "RESULT "

@@ -29,6 +29,7 @@ from tests.processes import (
     ROOT,
     Proc,
     free_port,
+    manage_proc,
     start_daphne,
     start_qcluster,
     start_simulator,
@@ -133,6 +134,12 @@ class Workspace:
         """`python -m <module> args` (e.g. the bench worker) sharing the workspace."""
         full_env = {**os.environ, **self.child_env(**env)}
         proc = Proc([sys.executable, "-m", module, *args], full_env, self.dir / f"{name}.log").start()
+        self.procs.append(proc)
+        return proc
+
+    def manage_background(self, *args: str, name: str, **env: str) -> Proc:
+        """Start `manage.py args` as a long-running process of this workspace (stopped at close)."""
+        proc = manage_proc(*args, env=self.child_env(**env), log_path=self.dir / f"{name}.log").start()
         self.procs.append(proc)
         return proc
 

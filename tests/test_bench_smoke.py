@@ -15,7 +15,8 @@ import pytest
 
 from tests.processes import ROOT
 
-BENCHMARKS = ["gpu_busy", "orchestration", "submission", "pages", "fanout", "memory", "affinity", "scale_out"]
+BENCHMARKS = ["gpu_busy", "orchestration", "submission", "pages", "fanout", "memory", "affinity", "scale_out",
+              "finishing", "finishing_busy"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -44,3 +45,12 @@ def test_the_submission_benchmark_runs_in_its_own_workspace_and_prints_its_table
         assert door in out, out
     assert out.count("RESULT submission: ") == 3
     assert "finished in" in out
+
+
+def test_the_finishing_benchmark_runs_and_prints_its_per_stage_table():
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OUTPUT_ROOT")}
+    result = subprocess.run([sys.executable, "-m", "bench", "finishing", "--images", "2", "--repeat", "1"],
+                            cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Grid detection" in result.stdout or "grid" in result.stdout.lower(), result.stdout
+    assert "RESULT finishing: " in result.stdout
