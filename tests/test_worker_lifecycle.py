@@ -66,7 +66,7 @@ def test_sigterm_lets_the_running_unit_finish_takes_back_the_one_ahead_and_claim
         to_group, simulator_factory, qcluster_factory, owner, output_root):
     _, url = simulator_factory("--step-ms", "150")
     worker = qcluster_factory(url, DGX_STOP_GRACE="20")
-    job = submit(owner, count=10)
+    job = submit(owner, count=6)
     wait_until(lambda: Unit.objects.filter(job=job, status=Unit.Status.DONE).exists(), timeout=30,
                message="a unit done")
     wait_until(in_flight_with_one_ahead(job), timeout=10, message="one unit running and one sent ahead")
@@ -153,7 +153,7 @@ def test_comfyui_restarting_resubmits_every_unit_in_flight_in_their_order(
         simulator_factory, qcluster_factory, owner, output_root):
     sim, url = simulator_factory("--step-ms", "150")
     qcluster_factory(url)
-    job = submit(owner, count=8, steps=6)
+    job = submit(owner, count=5, steps=6)
     wait_until(lambda: Unit.objects.filter(job=job, status=Unit.Status.DONE).exists(), timeout=30,
                message="a unit done")
     wait_until(in_flight_with_one_ahead(job), timeout=10, message="one unit running and one sent ahead")
