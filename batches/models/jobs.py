@@ -1,8 +1,4 @@
-"""The rows are the queue: jobs, their work units (one ComfyUI prompt each), images, events.
-
-State changes are guarded updates (`filter(pk=..., status=OLD).update(...)`, then check the row
-count) so they are correct on SQLite and on PostgreSQL with many GPU workers at once.
-"""
+"""Jobs and their work units: the queue itself."""
 from __future__ import annotations
 
 import uuid
@@ -72,6 +68,8 @@ class Job(models.Model):
     # (null: no sprites), and the palette locked for the whole job when they ask for one.
     finish = models.JSONField(null=True, blank=True)
     finish_palette = models.JSONField(null=True, blank=True, help_text="#rrggbb colours shared by every sprite.")
+    # How its frames play as an animation (services/sheets): {"fps": 10, "loop": "loop"|"pingpong"|"once"}.
+    animation = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -117,7 +115,7 @@ class Job(models.Model):
 
     def refresh_counts(self) -> None:
         """Recount images from the rows (never drifts, even after a crash between two writes)."""
-        done = Image.objects.filter(job_id=self.pk).count()
+        done = self.images.count()
         failed = (
             self.units.filter(status=Unit.Status.FAILED).aggregate(n=Sum("batch_size"))["n"] or 0
         )
@@ -313,219 +311,3 @@ class Unit(models.Model):
             self.IN_FLIGHT, status=self.Status.PENDING, node="", error=error[:4000], started_at=None,
             steps_done=0,
         )
-
-
-class Image(models.Model):
-    class Review(models.TextChoices):
-        UNREVIEWED = "unreviewed"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-
-    class Sprite(models.TextChoices):
-        NONE = "", "no sprite"
-        WAITING = "waiting", "waiting for the batch"  # its job's palette comes from every image
-        PENDING = "pending", "finishing"
-        RUNNING = "running", "finishing"
-        DONE = "done", "sprite ready"
-        FAILED = "failed", "finishing failed"
-
-    SPRITE_OPEN = (Sprite.WAITING, Sprite.PENDING, Sprite.RUNNING)
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="images")
-    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="images")
-    sequence = models.PositiveIntegerField(help_text="1-based number in the job: sprite_0001.")
-    batch_index = models.PositiveSmallIntegerField()
-    prompt = models.TextField()
-    seed = models.BigIntegerField()
-    file_path = models.CharField(max_length=500, help_text="Relative to OUTPUT_ROOT.")
-    thumb_path = models.CharField(max_length=500, blank=True)
-    metadata_path = models.CharField(max_length=500, blank=True)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    file_size = models.PositiveIntegerField(default=0)
-    generation_time = models.FloatField(default=0.0, help_text="Seconds per image.")
-    node = models.CharField(max_length=64, blank=True)
-    review = models.CharField(max_length=16, choices=Review.choices, default=Review.UNREVIEWED)
-    starred = models.BooleanField(default=False)
-    metadata = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now)
-    # The sprite finished from this image (the original is never altered): its own small queue,
-    # worked by `manage.py sprite_worker`, off the GPU worker's path.
-    sprite_state = models.CharField(max_length=8, choices=Sprite.choices, default=Sprite.NONE, blank=True)
-    sprite_path = models.CharField(max_length=500, blank=True, help_text="Relative to OUTPUT_ROOT.")
-    sprite_finish = models.JSONField(null=True, blank=True, help_text="Settings of the next (or last) run.")
-    sprite_info = models.JSONField(null=True, blank=True, help_text="What the last run detected and made.")
-    sprite_error = models.TextField(blank=True)
-    sprite_run = models.PositiveIntegerField(default=0, help_text="Bumped by each re-finish.")
-    sprite_claimed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            # Exactly once: a unit's batch index can be recorded one time only.
-            models.UniqueConstraint(fields=["unit", "batch_index"], name="image_once_per_batch_index"),
-            models.UniqueConstraint(fields=["job", "sequence"], name="image_unique_sequence"),
-        ]
-        indexes = [
-            models.Index(fields=["-id"], name="image_newest"),
-            models.Index(fields=["job", "sequence"], name="image_job_order"),
-            models.Index(fields=["review", "-id"], name="image_review_newest"),
-            models.Index(fields=["job", "-id"], name="image_job_newest"),  # gallery filtered by job
-            models.Index(fields=["sprite_state", "id"], name="image_sprite_queue"),
-        ]
-
-    def __str__(self) -> str:
-        return f"sprite_{self.sequence:04d}_{self.seed}"
-
-    def set_review(self, review: str) -> None:
-        Image.objects.filter(pk=self.pk).update(review=review)
-        self.review = review
-
-    def toggle_star(self) -> None:
-        self.starred = not self.starred
-        Image.objects.filter(pk=self.pk).update(starred=self.starred)
-
-    # --- the sprite's small queue: guarded updates, as the units' -----------------------------
-    @classmethod
-    def claim_sprite(cls, *, stale_after: float = 120.0) -> "Image | None":
-        """The oldest image waiting for its sprite (or one whose finisher died), claimed for this process."""
-        now = timezone.now()
-        stale = now - timedelta(seconds=stale_after)
-        candidates = list(cls.objects.filter(sprite_state=cls.Sprite.PENDING).order_by("id")
-                          .values_list("pk", "sprite_state", "sprite_run")[:20])
-        candidates += list(cls.objects.filter(sprite_state=cls.Sprite.RUNNING, sprite_claimed_at__lt=stale)
-                           .order_by("id").values_list("pk", "sprite_state", "sprite_run")[:5])
-        for pk, state, run in candidates:
-            rows = cls.objects.filter(pk=pk, sprite_run=run, sprite_state=state)
-            if state == cls.Sprite.RUNNING:
-                rows = rows.filter(sprite_claimed_at__lt=stale)
-            if rows.update(sprite_state=cls.Sprite.RUNNING, sprite_claimed_at=now):
-                return cls.objects.select_related("job").get(pk=pk)
-        return None
-
-    def sprite_done(self, *, path: str, info: dict) -> bool:
-        """Record the finished sprite, unless a re-finish was asked for meanwhile (then it runs again)."""
-        return Image.objects.filter(pk=self.pk, sprite_run=self.sprite_run, sprite_state=self.Sprite.RUNNING).update(
-            sprite_state=self.Sprite.DONE, sprite_path=path, sprite_info=info, sprite_error="") == 1
-
-    def sprite_failed(self, error: str) -> bool:
-        return Image.objects.filter(pk=self.pk, sprite_run=self.sprite_run, sprite_state=self.Sprite.RUNNING).update(
-            sprite_state=self.Sprite.FAILED, sprite_error=error[:4000]) == 1
-
-
-class Event(models.Model):
-    """A progress event, stored so a page that reconnects can catch up from the last id it saw."""
-
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=40)
-    data = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        indexes = [models.Index(fields=["job", "id"], name="event_job_order")]
-
-    def as_message(self) -> dict:
-        return {"id": self.pk, "kind": self.kind, "job": self.job_id, "data": self.data,
-                "at": self.created_at.isoformat()}
-
-
-class ActionRequest(models.Model):
-    """One press of an operator button (requeue, retry), kept so that pressing it twice acts once.
-
-    The page and the admin send a fresh random key with every form they draw; a second POST with
-    the same key (a double click, a resent form) gets the first one's answer. The unique
-    constraint makes this hold with several web processes too. Pruned with the events.
-    """
-
-    class Action(models.TextChoices):
-        REQUEUE = "requeue"
-        RETRY = "retry"
-
-    key = models.CharField(max_length=64)
-    action = models.CharField(max_length=16, choices=Action.choices)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
-    by = models.CharField(max_length=150, blank=True)
-    result = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["action", "job", "key"], name="action_request_once")]
-
-
-class QueueControl(models.Model):
-    """The one row that holds queue-wide switches (pause)."""
-
-    paused = models.BooleanField(default=False)
-    paused_at = models.DateTimeField(null=True, blank=True)
-    paused_by = models.CharField(max_length=150, blank=True)
-
-    @classmethod
-    def get(cls) -> "QueueControl":
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
-
-    @classmethod
-    def is_paused(cls) -> bool:
-        return cls.objects.filter(pk=1, paused=True).exists()
-
-    @classmethod
-    def set_paused(cls, paused: bool, *, by: str = "") -> None:
-        cls.get()
-        cls.objects.filter(pk=1).update(
-            paused=paused, paused_at=timezone.now() if paused else None, paused_by=by if paused else ""
-        )
-
-
-class WorkerNode(models.Model):
-    """One GPU node: its qcluster worker and the ComfyUI it feeds."""
-
-    name = models.CharField(max_length=64, unique=True)
-    comfyui_url = models.CharField(max_length=255)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    comfyui_ok = models.BooleanField(default=True)
-    unreachable_since = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    vram_total = models.BigIntegerField(null=True, blank=True)
-    vram_free = models.BigIntegerField(null=True, blank=True)
-    current_unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    images_made = models.PositiveIntegerField(default=0)
-    # The one qcluster that serves this node (a lease: see services/node_lease.py). Blank when none.
-    worker_id = models.CharField(max_length=64, blank=True)
-    worker_pid = models.PositiveIntegerField(null=True, blank=True)
-    worker_host = models.CharField(max_length=255, blank=True)
-    worker_started_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
-
-    @classmethod
-    def register(cls, *, name: str, comfyui_url: str) -> "WorkerNode":
-        node, _ = cls.objects.update_or_create(
-            name=name, defaults={"comfyui_url": comfyui_url, "heartbeat_at": timezone.now()}
-        )
-        return node
-
-    def beat(self, **fields) -> None:
-        fields["heartbeat_at"] = timezone.now()
-        WorkerNode.objects.filter(pk=self.pk).update(**fields)
-        for key, value in fields.items():
-            if not hasattr(value, "resolve_expression"):
-                setattr(self, key, value)
-
-    def mark_unreachable(self, error: str) -> bool:
-        """Record the outage; returns True the first time (so one event is published, not one per retry)."""
-        now = timezone.now()
-        first = WorkerNode.objects.filter(pk=self.pk, comfyui_ok=True).update(
-            comfyui_ok=False, unreachable_since=now, last_error=error[:2000], heartbeat_at=now
-        )
-        if not first:
-            self.beat(last_error=error[:2000])
-        else:
-            self.comfyui_ok, self.unreachable_since = False, now
-        return first == 1
-
-    def mark_reachable(self) -> bool:
-        back = WorkerNode.objects.filter(pk=self.pk, comfyui_ok=False).update(
-            comfyui_ok=True, unreachable_since=None, last_error="", heartbeat_at=timezone.now()
-        )
-        self.comfyui_ok, self.unreachable_since = True, None
-        return back == 1
