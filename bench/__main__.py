@@ -28,6 +28,7 @@ BENCHMARKS = {
     "scale_out": (8, "1, 2, 3 GPU nodes on PostgreSQL + Redis: throughput"),
     "finishing": (9, "finishing cost per 1024x1024 image, by stage, one core (issue 12)"),
     "finishing_busy": (10, "GPU busy ratio with finishing (sprite worker) on vs off"),
+    "sheets": (11, "packing 1000 64x64 sprites into one sheet + atlas"),
 }
 
 RESULT_PREFIX = "RESULT "
