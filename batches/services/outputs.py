@@ -203,6 +203,7 @@ def write_batch_info(job) -> Path:
         "average_generation_time_s": (sum(gen_times) / len(gen_times)) if gen_times else None,
         "finish": job.finish,
         "finish_palette": job.finish_palette,
+        "sheets": _sheets(job),
         "images": [
             {"sequence": i["sequence"], "seed": i["seed"], "prompt": i["prompt"],
              "file": i["file_path"], "generation_time_s": i["generation_time"], "node": i["node"],
@@ -214,6 +215,15 @@ def write_batch_info(job) -> Path:
     path = folder / "batch_info.json"
     atomic_write_json(path, payload)
     return path
+
+
+def _sheets(job) -> list[dict]:
+    """The sheets exported into the job's sheets/ folder (services/sheets)."""
+    from batches.models import SheetExport
+
+    return [{"name": name, "kind": kind, "files": files, "frames": frames, "size": [w, h], "options": options}
+            for name, kind, files, frames, w, h, options in SheetExport.objects.filter(job_id=job.pk).order_by("name")
+            .values_list("name", "kind", "files", "frames", "width", "height", "options")]
 
 
 def _sprite_entry(image: dict) -> dict:

@@ -20,9 +20,12 @@ from batches.models import Image, Job
 from batches.services import outputs
 from batches.services.events import publish
 from batches.sprites import plan as plans
+from batches.sheets import seam_score
 from batches.sprites import SpriteError, batch_palette, finish_image
 
 log = logging.getLogger("batches.finishing")
+
+TILESET_PROFILE = "tileset"
 
 
 def sprite_name(image: Image) -> str:
@@ -58,8 +61,12 @@ def finish_one(image: Image) -> bool:
         return False
     info = {**result.info(), "settings": plan, "run": image.sprite_run, "sprite": outputs.relative(path),
             "seconds": round(time.perf_counter() - started, 4), "finished_at": timezone.now().isoformat()}
+    if image.job.profile == TILESET_PROFILE:  # how well it repeats, for the gallery's seam sort
+        info["seam_score"] = round(seam_score(result.image), 4)
     if not image.sprite_done(path=outputs.relative(path), info=info):
         return False  # re-finished while it ran: claimed again with the new settings
+    if "seam_score" in info:
+        Image.objects.filter(pk=image.pk).update(seam_score=info["seam_score"])
     _record_in_metadata(image, info)
     publish("sprite_ready", job_id=image.job_id, image=image.pk, sequence=image.sequence,
             width=result.image.width, height=result.image.height, colors=len(result.palette), run=image.sprite_run)
