@@ -161,7 +161,7 @@ def test_saving_a_job_changes_only_its_name_and_priority_and_keeps_the_workers_u
     assert page.status_code == 200
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, images_done=1)  # the worker, meanwhile
     data = {"name": "heroes", "priority": "40"}
-    for prefix, n in (("units", job.units.count()), ("images", job.images.count())):
+    for prefix, n in (("units", job.units.count()), ("images", job.images.count()), ("sheets", job.sheets.count())):
         data.update({f"{prefix}-TOTAL_FORMS": str(n), f"{prefix}-INITIAL_FORMS": str(n),
                      f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "0"})
     for i, unit in enumerate(job.units.order_by("index")):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import PurePosixPath
 
 from django import forms
 from django.contrib import admin, messages
@@ -9,10 +10,10 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
-from django.urls import reverse
-from django.utils.html import format_html
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
-from batches.models import Image, Job, Priority, Unit
+from batches.models import Image, Job, Priority, SheetExport, Unit
 from batches.numbers import id_or_none
 from batches.services import control
 from batches.services.cleanup import job_delete
@@ -96,6 +97,29 @@ class ImageInline(_LimitedInline):
         return _file_links(image)
 
 
+class SheetExportInline(_LimitedInline):
+    """Sheets, animations and tilesets exported from the job (written by services/sheets: read-only)."""
+
+    model = SheetExport
+    verbose_name_plural = f"sheets (the newest {INLINE_ROWS})"
+    order_by = ("-created_at", "-id")
+    show_change_link = False  # no SheetExport admin of its own: everything is here
+    fields = ("name", "kind", "frames", "size", "file_links", "by", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="size")
+    def size(self, export: SheetExport) -> str:
+        return f"{export.width}×{export.height}"
+
+    @admin.display(description="files")
+    def file_links(self, export: SheetExport) -> str:
+        try:
+            links = [(reverse("job-sheet-file", args=[export.job_id, export.pk, PurePosixPath(f).name]),
+                      PurePosixPath(f).name) for f in export.files]
+        except NoReverseMatch:  # the dashboard's URLs are not installed: the paths as stored
+            return ", ".join(export.files) or "-"
+        return format_html_join(" · ", '<a href="{}">{}</a>', links) or "-"
+
 
 def _set_priority_action(level: Priority):
     @admin.action(description=f"Set priority: {level.label}", permissions=["change"])
@@ -138,7 +162,7 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     ordering = ("-created_at", "-id")
     list_per_page = 50
-    inlines = (UnitInline, ImageInline)
+    inlines = (UnitInline, ImageInline, SheetExportInline)
     action_form = JobActionForm
     actions = ["cancel_jobs", "stop_after_current", "retry_failed", "requeue", "refinish_sprites",
                *(_set_priority_action(level) for level in sorted(Priority, reverse=True))]

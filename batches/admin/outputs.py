@@ -107,6 +107,9 @@ class ImageAdmin(admin.ModelAdmin):
                            "file_path", "thumb_path", "metadata_path", "metadata", "created_at")}),
         ("Sprite", {"fields": ("sprite_preview", ("sprite_state", "sprite_run"), "sprite_path", "sprite_palette",
                                "sprite_info_pretty", "sprite_finish_pretty", "sprite_error", "sprite_claimed_at")}),
+        ("Frame and tile", {"fields": (("frame_order", "frame_dropped"), "seam_score"),
+                            "description": "Its place in the job's animation (set on the job page) and, for "
+                                           "tileset jobs, how well its sprite repeats (0 is seamless)."}),
     )
 
     def get_readonly_fields(self, request, obj=None):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from batches.models import Event, Image, Job
 from batches.numbers import NumberError, parse_id, parse_id_list
@@ -25,6 +25,8 @@ from batches.services import outputs
 from batches.services.events import publish
 
 PAGE_SIZE = 60
+SEAM_SORT_LIMIT = 500  # images of one job shown by seam score, on one page (no keyset to page by)
+SORTS = ("seam",)  # besides the default, newest first
 MAX_SELECTION = 2000  # ids in one bulk change or selection zip
 NO_LORA = "-"  # the LoRA filter's value for "jobs without a LoRA"
 
@@ -44,6 +46,7 @@ class GalleryFilters:
     lora: str = ""
     review: str = ""
     starred: bool = False
+    sort: str = ""  # "" newest first (keyset pages); "seam": one job's images, most seamless first
 
     @classmethod
     def from_query(cls, params) -> "GalleryFilters":
@@ -53,6 +56,7 @@ class GalleryFilters:
         review = (params.get("review") or "").strip()
         if review not in Image.Review.values:
             review = ""
+        sort = (params.get("sort") or "").strip()
         return cls(
             job=job,
             q=(params.get("q") or "").strip()[:200],
@@ -61,6 +65,7 @@ class GalleryFilters:
             lora=(params.get("lora") or "").strip()[:255],
             review=review,
             starred=(params.get("starred") or "") in ("1", "on", "true", "yes"),
+            sort=sort if sort in SORTS else "",
         )
 
     def as_query(self) -> dict[str, str]:
@@ -68,7 +73,7 @@ class GalleryFilters:
         query = {
             "job": str(self.job) if self.job else "", "q": self.q, "profile": self.profile,
             "checkpoint": self.checkpoint, "lora": self.lora, "review": self.review,
-            "starred": "1" if self.starred else "",
+            "starred": "1" if self.starred else "", "sort": self.sort,
         }
         return {k: v for k, v in query.items() if v}
 
@@ -145,6 +150,41 @@ def gallery_page(filters: GalleryFilters, *, before: int | None = None, after: i
     elif before is not None and not rows:
         newer = before  # past the end: offer the way back
     return GalleryPage(rows, newer=newer, older=older)
+
+
+class GallerySortError(ValueError):
+    """A sort the gallery cannot do as asked (seam order without a job); says what to add."""
+
+
+@dataclass
+class SortedPage:
+    """One job's images in another order than newest first: a single page, not live, no pager."""
+
+    images: list[Image]
+    total: int
+    limit: int
+    newer: None = None
+    older: None = None
+    is_first: bool = False
+    top_id: int = 0
+
+    @property
+    def capped(self) -> bool:
+        return self.total > len(self.images)
+
+
+def seam_page(filters: GalleryFilters, *, limit: int = SEAM_SORT_LIMIT) -> SortedPage:
+    """A job's images by seam score, most seamless (lowest) first, ties by id; unscored ones last.
+
+    Keyset pages walk the id index and cannot follow a score, so this sort needs a job filter and
+    shows at most `limit` images (the `image_seam_order` index serves the order).
+    """
+    if not filters.job:
+        raise GallerySortError("sort=seam needs a job: choose one in the Job filter (?job=<id>&sort=seam)")
+    images = gallery_queryset(filters)
+    rows = list(images.order_by(F("seam_score").asc(nulls_last=True), "id")[:limit])
+    total = len(rows) if len(rows) < limit else images.count()
+    return SortedPage(images=rows, total=total, limit=limit)
 
 
 def images_newer_than(filters: GalleryFilters, newest_id: int, *, limit: int = PAGE_SIZE) -> tuple[list[Image], bool]:

@@ -1,5 +1,6 @@
 """The dashboard's URLs: the pages where jobs are submitted and watched, and where images are reviewed."""
 from batches.urls.dashboard import urlpatterns as dashboard_urls
 from batches.urls.review import urlpatterns as review_urls
+from batches.urls.sheets import urlpatterns as sheet_urls
 
-urlpatterns = dashboard_urls + review_urls
+urlpatterns = dashboard_urls + review_urls + sheet_urls

@@ -20,7 +20,10 @@ from batches.views.responses import safe_next, wants_json
 @login_required
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    """The grid page; `?partial=1&after=<id>` answers only the tiles newer than <id> (live top)."""
+    """The grid page; `?partial=1&after=<id>` answers only the tiles newer than <id> (live top).
+
+    `?job=<id>&sort=seam` shows that job's images most seamless first, on one capped page.
+    """
     try:
         filters = reviews.GalleryFilters.from_query(request.GET)
         before = reviews.query_id(request.GET, "before", what="an image id")
@@ -38,7 +41,13 @@ def gallery(request: HttpRequest) -> HttpResponse:
         response = render(request, "batches/_gallery_grid.html", {"images": images})
         response["X-More"] = "1" if more else "0"
         return response
-    page = reviews.gallery_page(filters, before=before, after=after or None)
+    if filters.sort == "seam":  # one job's images by seam score: one page, not live
+        try:
+            page = reviews.seam_page(filters)
+        except reviews.GallerySortError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    else:
+        page = reviews.gallery_page(filters, before=before, after=after or None)
     job = None
     if filters.job:
         job = get_job_for_user(request, filters.job)

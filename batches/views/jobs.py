@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from batches.forms import JobForm, RefinishForm, initial_from_job
 from batches.models import Job, Priority, Unit, WorkerNode
 from batches.numbers import NumberError, parse_id
-from batches.services import control, finishing
+from batches.services import control, finishing, sheets
 from batches.services.finishing.pages import job_summary
 from batches.services.outputs import job_parameters
 from batches.services.quotas import QuotaError
@@ -79,6 +79,10 @@ def _finish_context(job: Job) -> dict:
     return {"job": job, "summary": job_summary(job)}
 
 
+def _sheets_context(request: HttpRequest, job: Job) -> dict:
+    return {"job": job, "exports": sheets.sheets_card(job), "user_can_change": can_change(request.user, job)}
+
+
 @login_required
 @require_safe
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
@@ -88,6 +92,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         return render(request, "batches/_job_state.html", _state_context(request, job))
     if part == "finish":
         return render(request, "batches/_job_finish.html", _finish_context(job))
+    if part == "sheets":
+        return render(request, "batches/_job_sheets.html", _sheets_context(request, job))
     images = job.images.order_by("-id")
     if part == "images":
         after = request.GET.get("after", "")
@@ -99,6 +105,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         return render(request, "batches/_job_images.html", {"job": job, "images": images[:IMAGES_ON_PAGE]})
     ctx = _state_context(request, job)
     ctx.update(_finish_context(job))
+    ctx.update(_sheets_context(request, job), animation=sheets.animation_card(job), animation_limit=sheets.MAX_FRAMES,
+               sheet_formats=sheets.FORMATS, sheet_loops=sheets.LOOPS)
     ctx.update(
         refinish_form=RefinishForm(job=job) if ctx["user_can_change"] else None,
         images=images[:IMAGES_ON_PAGE],

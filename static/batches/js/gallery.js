@@ -7,6 +7,7 @@
  *   a r u          approve / reject / unreviewed (Shift: and move on)   s  star
  *   x              select / unselect (bulk actions, zip)   ?     keyboard help
  *   o              sprite / original (tiles and viewer; remembered)   + -   sprite zoom 1x..16x
+ *   t              tile 3x3 (viewer; images with a seam score)
  *
  * Sprite view: a tile shows its sprite at the largest whole scale that fits (pixelated), or the
  * original with a "finishing…" badge until the sprite exists; sprite events redraw tiles live.
@@ -60,7 +61,7 @@
 
   var view = DGX.spriteView.get();
   var SPRITE_ATTRS = ["data-sprite-state", "data-sprite", "data-sprite-w", "data-sprite-h", "data-pixel-size",
-                      "data-phase", "data-palette", "data-sprite-error"];
+                      "data-phase", "data-palette", "data-sprite-error", "data-seam"];
 
   function scaleTile(tile) {
     var img = tile.querySelector(".gtile-open img");
@@ -224,6 +225,7 @@
   selbar.addEventListener("submit", function (event) {
     var button = event.submitter;
     saveSelection();
+    if (button && button.hasAttribute("data-sheet")) { event.preventDefault(); downloadSheet(button); return; }
     if (button && button.hasAttribute("data-zip")) return;  // a plain POST: the browser downloads the zip
     event.preventDefault();
     if (button && button.hasAttribute("data-refinish")) {
@@ -247,6 +249,28 @@
       if (data.review) { selection.clear(); tiles().forEach(paintSelection); saveSelection(); }
     }).catch(function (err) { toast(err.message, "error"); });
   });
+  /* "Download sheet": posted with fetch so a refusal ("select images of one job") is a toast, not a page. */
+  function downloadSheet(button) {
+    var body = new FormData();
+    body.append("ids", Array.from(selection).join(","));
+    button.disabled = true;
+    fetch(button.formAction, {
+      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+    }).then(function (r) {
+      if (!r.ok) return r.text().then(function (text) { throw new Error(text || "The server answered " + r.status + "."); });
+      var name = (r.headers.get("Content-Disposition") || "").match(/filename="?([^";]+)"?/);
+      return r.blob().then(function (blob) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(blob);
+        a.download = name ? name[1] : "sheet.zip";
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+        toast("Sheet of " + selection.size + " image" + (selection.size === 1 ? "" : "s") + " downloaded.", "success");
+      });
+    }).catch(function (err) { toast(err.message, "error"); }).finally(function () { button.disabled = false; });
+  }
+
   selbar.querySelector("[data-select-page]").addEventListener("click", function () {
     tiles().forEach(function (t) { toggleSelect(t, true); });
   });
@@ -332,6 +356,7 @@
     if (t.hasAttribute("data-viewer-close")) closeViewer();
     else if (t.dataset.zoom !== undefined) viewer.zoom(Number(t.dataset.zoom));
     else if (t.hasAttribute("data-grid-toggle")) viewer.toggleGrid();
+    else if (t.hasAttribute("data-tile-toggle")) viewer.toggleTile();
     else if (t.dataset.view) setView(t.dataset.view);
     else if (t.dataset.review) review(current, t.dataset.review, false);
     else if (t.hasAttribute("data-star")) star(current);
@@ -368,6 +393,8 @@
       viewer.zoom(0);
     } else if (inViewer && (key === "g" || key === "G")) {
       viewer.toggleGrid();
+    } else if (inViewer && (key === "t" || key === "T")) {
+      viewer.toggleTile();
     } else if (key === "o" || key === "O") {
       setView(view === "sprite" ? "original" : "sprite");
     } else if (inViewer && (key === "+" || key === "=")) {

@@ -7,7 +7,8 @@
  *   DGX.pixel.fitZoom(w, h, W, H)  the largest of 8/4/2/1 that fits a W x H box (at least 1)
  *   DGX.pixel.fitInteger(w, h, W, H, max)  the largest whole zoom up to max that fits (at least 1)
  *   DGX.spriteView.get() / set(v)  "sprite" or "original", remembered for every review page
- *   DGX.Viewer(root)               the gallery's overlay: show(data), zoom(z), toggleGrid(), view(v), close()
+ *   DGX.Viewer(root)               the gallery's overlay: show(data), zoom(z), toggleGrid(), toggleTile(), view(v), close()
+ *                                  toggleTile(): an image with a seam score (data-seam) shown repeated 3 x 3
  * Nearest neighbour everywhere: CSS `image-rendering: pixelated` (review.css).
  */
 (function () {
@@ -94,8 +95,9 @@
 
   /* The overlay. `data` is a tile's dataset (see _gallery_grid.html). */
   DGX.Viewer = function (root) {
-    var stage = el("viewer-stage"), img = el("viewer-img"), gridEl = el("viewer-grid");
+    var stage = el("viewer-stage"), img = el("viewer-img"), gridEl = el("viewer-grid"), tileEl = el("viewer-tile");
     var state = { z: Number(localStorage.getItem("dgx.viewer.zoom")) || 0, grid: localStorage.getItem("dgx.viewer.grid") === "1",
+                  tile: localStorage.getItem("dgx.viewer.tile") === "1",
                   view: DGX.spriteView.get(), data: null, lastFocus: null };
 
     function shown() { return DGX.pixel.shown(state.data, state.view); }
@@ -115,6 +117,7 @@
           if (w > boxW || h > boxH) z = Math.max(0.05, Math.min(boxW / w, boxH / h));
         }
       }
+      if (applyTile(now, w, h)) return;
       DGX.pixel.zoom(img, z);
       // On the original, the grid is the one the sprite was read from: one cell per art pixel.
       var cell = null;
@@ -135,6 +138,38 @@
       root.dataset.zoom = String(state.z || "fit");
       root.dataset.view = now.sprite ? "sprite" : "original";
       root.dataset.shownZoom = String(z);
+    }
+
+    /* A tile (an image with a seam score) repeated 3 x 3 as a CSS background, at a whole zoom:
+     * its seams show where its edges do not meet. Returns whether the tile is what is shown. */
+    function applyTile(now, w, h) {
+      var button = root.querySelector("[data-tile-toggle]");
+      var can = !!(tileEl && state.data.seam);
+      if (button) { button.hidden = !can; button.setAttribute("aria-pressed", String(can && state.tile)); }
+      if (!can || !state.tile || !w || !h) {
+        if (tileEl) tileEl.hidden = true;
+        img.hidden = false;
+        root.dataset.tile = "0";
+        return false;
+      }
+      var max = now.sprite ? SPRITE_ZOOM_MAX : ORIGINAL_ZOOM_MAX;
+      var z = state.z ? Math.max(1, Math.min(Math.round(state.z), max))
+        : DGX.pixel.fitInteger(3 * w, 3 * h, stage.clientWidth - 32, stage.clientHeight - 32, max);
+      img.hidden = true;
+      gridEl.hidden = true;
+      tileEl.hidden = false;
+      tileEl.style.width = 3 * w * z + "px";
+      tileEl.style.height = 3 * h * z + "px";
+      tileEl.style.backgroundImage = 'url("' + now.src + '")';
+      tileEl.style.backgroundSize = w * z + "px " + h * z + "px";
+      root.dataset.tile = "1";
+      root.dataset.zoom = String(state.z || "fit");
+      root.dataset.view = now.sprite ? "sprite" : "original";
+      root.dataset.shownZoom = String(z);
+      root.querySelectorAll("[data-zoom]").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.z));
+      });
+      return true;
     }
 
     function swatches(list) {
@@ -195,6 +230,7 @@
        ["Steps · CFG", data.steps + " · " + data.cfg], ["Sampler", data.sampler], ["Saved", data.created]]
         .concat(data.sprite ? [["Sprite", data.spriteW + "×" + data.spriteH + (data.pixelSize ? " · art pixel " + data.pixelSize + " px" : "")]] : [])
         .concat(data.spriteError ? [["Finishing", data.spriteError]] : [])
+        .concat(data.seam ? [["Seam score", data.seam + " (0: repeats seamlessly; t: tile 3×3)"]] : [])
         .forEach(function (row) { meta.appendChild(text("dt", row[0])); meta.appendChild(text("dd", row[1])); });
       el("viewer-png").href = data.full + "?download=1";
       el("viewer-json").href = data.meta + "?download=1";
@@ -257,6 +293,12 @@
       zoom: function (z) {
         state.z = z;
         localStorage.setItem("dgx.viewer.zoom", String(z));
+        applyZoom();
+      },
+      toggleTile: function () {
+        if (!state.data || !state.data.seam || !tileEl) return;
+        state.tile = !state.tile;
+        localStorage.setItem("dgx.viewer.tile", state.tile ? "1" : "0");
         applyZoom();
       },
       toggleGrid: function () {
