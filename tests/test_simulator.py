@@ -635,3 +635,23 @@ def test_it_unregisters_a_reused_client_id_when_the_older_socket_closes_as_comfy
         time.sleep(0.2)
         with pytest.raises(TimeoutError):  # not even the status broadcasts reach it any more
             recv_json(new, timeout=0.3)
+
+
+def test_it_draws_visibly_different_sprites_per_cfg_and_sampler_and_the_same_for_the_same_inputs():
+    from batches.comfyui_sim import sprites
+
+    def draw(**changes):
+        recipe = sprites.Recipe(**{"text": "compare knight", "negative": "", "seed": 3, "model": "sd_xl_base_1.0",
+                                   "steps": 20, "cfg": 7.0, "sampler_name": "euler_ancestral",
+                                   "scheduler": "karras", "denoise": 1.0, **changes})
+        return sprites.draw_sprite(recipe, 0, 128, 128)
+
+    def saturation(image) -> float:
+        return sum(image.convert("HSV").getchannel("S").getdata()) / (128 * 128)
+
+    base = draw()
+    assert draw().tobytes() == base.tobytes()  # deterministic
+    assert saturation(draw(cfg=12.0)) > saturation(base) > saturation(draw(cfg=3.0))  # CFG: colour strength
+    samplers = {draw(sampler_name=name).tobytes() for name in ("euler_ancestral", "dpmpp_2m", "ddim", "uni_pc")}
+    assert len(samplers) >= 3  # the sampler changes the figure
+    assert draw(model="pixel_art_xl").tobytes() != base.tobytes()  # the checkpoint changes the palette

@@ -9,6 +9,8 @@ the inputs, never from a global RNG, so the same inputs give byte-identical PNGs
 What drives what (so that images look related the way real generations do):
 - the silhouette: prompt text + seed + index in the batch;
 - the palette: prompt text + checkpoint + LoRAs;
+- the colours' strength: CFG (low washed out, high saturated and contrasty);
+- the figure's bulk and smoothing: the sampler and scheduler;
 - a sprinkle of detail: steps, cfg, sampler, scheduler, denoise and the negative prompt.
 """
 from __future__ import annotations
@@ -53,14 +55,17 @@ def _rgb(h: float, s: float, v: float) -> Color:
     return (round(r * 255), round(g * 255), round(b * 255), 255)
 
 
-def _palette(rng: random.Random) -> dict[str, Color]:
+def _palette(rng: random.Random, cfg: float = 7.0) -> dict[str, Color]:
     hue = rng.random()
     accent = hue + rng.choice((0.33, 0.5, 0.66))
-    sat = 0.45 + rng.random() * 0.4
+    # CFG pushes colours as guidance does: low is washed out and soft, high saturated and contrasty.
+    push = max(0.35, min(1.6, cfg / 7.0))
+    sat = min(1.0, (0.45 + rng.random() * 0.4) * push)
+    dark = max(0.2, 0.5 - (push - 1.0) * 0.25)
     return {
         "light": _rgb(hue, sat * 0.7, 0.95),
         "mid": _rgb(hue, sat, 0.75),
-        "dark": _rgb(hue, sat, 0.5),
+        "dark": _rgb(hue, sat, dark),
         "accent": _rgb(accent, 0.8, 0.9),
         "outline": _rgb(hue, 0.6, 0.15),
         "eye": (20, 20, 28, 255),
@@ -92,10 +97,13 @@ def draw_sprite(recipe: Recipe, index: int, width: int, height: int) -> Image.Im
     gw, gh = _grid_size(width, height)
     half = (gw + 1) // 2
     shape = _rng("shape", recipe.text, recipe.seed, index)
-    colors = _palette(_rng("palette", recipe.text, recipe.model))
+    colors = _palette(_rng("palette", recipe.text, recipe.model), recipe.cfg)
+    # The sampler shapes the figure as a sampler would: its own bulk and smoothing.
+    style = _rng("sampler", recipe.sampler_name, recipe.scheduler)
+    chunk, smooth_extra = style.uniform(-0.12, 0.12), style.randrange(0, 2)
     detail = _rng("detail", recipe.steps, recipe.cfg, recipe.sampler_name, recipe.scheduler,
                   recipe.denoise, recipe.negative, recipe.seed, index)
-    bulk = 0.8 + shape.random() * 0.3  # some prompts/seeds give chunkier figures
+    bulk = 0.8 + shape.random() * 0.3 + chunk  # some prompts/seeds (and samplers) give chunkier figures
 
     # 1. A random left half, denser towards the middle, mirrored; then smoothed into blobs.
     mask = [[False] * gw for _ in range(gh)]
@@ -105,7 +113,7 @@ def draw_sprite(recipe: Recipe, index: int, width: int, height: int) -> Image.Im
             cx = (half - 0.5 - x) / half
             if shape.random() < bulk * (1.0 - max(cx, cy) ** 1.4):
                 mask[y][x] = mask[y][gw - 1 - x] = True
-    mask = _smooth(mask, 2 if gw >= 32 else 1)
+    mask = _smooth(mask, (2 if gw >= 32 else 1) + smooth_extra)
 
     # 2. Accent patches come from a coarser noise grid, so they read as markings, not speckle.
     block = max(2, gw // 8)
