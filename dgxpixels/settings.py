@@ -136,6 +136,8 @@ AFFINITY_MAX_SKIPS = int(env_float("DGX_AFFINITY_MAX_SKIPS", 8, minimum=0))
 STOP_GRACE = env_float("DGX_STOP_GRACE", 30.0, minimum=0.0)
 # The largest sheet (width and height, px) an export may make: 8192 is the common GPU texture limit.
 SHEET_MAX_SIZE = int(env_float("DGX_SHEET_MAX_SIZE", 8192, minimum=16))
+# The most cells (jobs) one comparison may have: the product of its axes' value counts.
+COMPARISON_MAX_CELLS = int(env_float("DGX_COMPARISON_MAX_CELLS", 27, minimum=1))
 # Start the GPU worker with the queue paused (after a restart, look before anything runs).
 START_PAUSED = env_bool("DGX_START_PAUSED", False)
 # Most images one user (not staff) may have waiting in the queue at once; 0 turns the limit off.

@@ -3,6 +3,7 @@
 State changes are guarded updates (`filter(pk=..., status=OLD).update(...)`, then check the row
 count) so they are correct on SQLite and on PostgreSQL with many GPU workers at once.
 """
+from batches.models.comparisons import Comparison, Vote
 from batches.models.housekeeping import ActionRequest, Event, QueueControl
 from batches.models.images import Image
 
@@ -10,4 +11,4 @@ from batches.models.jobs import Job, Priority, Unit
 from batches.models.nodes import WorkerNode
 from batches.models.sheets import SheetExport
 
-__all__ = ["ActionRequest", "Event", "Image", "Job", "Priority", "QueueControl", "SheetExport", "Unit", "WorkerNode"]
+__all__ = ["ActionRequest", "Comparison", "Event", "Image", "Job", "Priority", "QueueControl", "SheetExport", "Unit", "Vote", "WorkerNode"]

@@ -70,6 +70,10 @@ class Job(models.Model):
     finish_palette = models.JSONField(null=True, blank=True, help_text="#rrggbb colours shared by every sprite.")
     # How its frames play as an animation (services/sheets): {"fps": 10, "loop": "loop"|"pingpong"|"once"}.
     animation = models.JSONField(null=True, blank=True)
+    # A cell of a comparison: the comparison and this cell's axis values ({"cfg": 8, ...}).
+    comparison = models.ForeignKey("batches.Comparison", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="cells")
+    cell = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)

@@ -99,6 +99,7 @@ def image_metadata(unit: Unit, *, sequence: int, batch_index: int, width: int, h
         "comfyui_prompt_id": unit.prompt_id,
         "comfyui_url": comfyui_url,
         "node": node,
+        "comparison": {"id": job.comparison_id, "cell": job.cell} if job.comparison_id else None,
         "generation_time_s": generation_time,
         "created_at": timezone.now().isoformat(),
     }

@@ -154,7 +154,22 @@ def default_client():
     return ComfyUIClient(settings.COMFYUI_URL, timeout=2.0, retries=0)
 
 
-def job_submit(
+def job_submit(*, owner, client="default", wake: bool = True, **params) -> Job:
+    """Validate a submission completely, then queue it as one job with its units.
+
+    Raises SubmissionError listing every problem at once; nothing is written then. The
+    parameters are check_job's.
+    """
+    job = write_job(check_job(owner=owner, client=client, **params))
+    _announce(job)
+    if wake:
+        from batches.tasks import wake_workers
+
+        transaction.on_commit(wake_workers)
+    return job
+
+
+def check_job(
     *,
     owner,
     prompts: list[str] | str | None = None,
@@ -178,12 +193,10 @@ def job_submit(
     priority="normal",
     name: str = "",
     client="default",
-    wake: bool = True,
     finish: dict | bool | None = None,
-) -> Job:
-    """Validate a submission completely, then queue it as one job with its units.
-
-    Raises SubmissionError listing every problem at once; nothing is written then.
+) -> dict:
+    """Check a submission completely; return the new job's fields, or raise SubmissionError
+    listing every problem at once (nothing is written either way).
     `client` is the ComfyUI client used to check checkpoint and LoRA names ("default": the
     configured COMFYUI_URL; None: skip the check). `finish`: None takes the profile's finishing,
     False makes no sprites, True the profile's (or the defaults), a dict changes the profile's.
@@ -347,7 +360,7 @@ def job_submit(
     if check.errors:
         raise SubmissionError(check.errors)
 
-    job = _write_job(
+    return dict(
         owner=owner, name=name, prompts=prompt_list, count=count_n, negative_prompt=negative_prompt,
         profile=profile, workflow=workflow, checkpoint=checkpoint or "", lora=lora or "",
         lora_strength_model=strength_n if strength_n is not None else 1.0,
@@ -355,12 +368,6 @@ def job_submit(
                             else strength_n if strength_n is not None else 1.0),
         base_seed=seed_n, priority=priority_v, finish=finish_plan, **values,
     )
-    _announce(job)
-    if wake:
-        from batches.tasks import wake_workers
-
-        transaction.on_commit(wake_workers)
-    return job
 
 
 def _finish_plan(check: _Checker, finish, prof) -> dict | None:
@@ -423,9 +430,10 @@ _UNIT_COLUMNS = ("job_id", "index", "prompt_index", "prompt", "seed", "batch_siz
                  "steps_done", "steps_total", "passed_over")
 
 
-def _insert_units(job: Job, planned: list[dict]) -> None:
-    """One executemany of plain tuples: a 1000 x 8 job at batch size 1 is 8 000 rows, and building
-    8 000 model instances for bulk_create alone took longer than the whole submission may."""
+def insert_units(planned: list[tuple[Job, dict]]) -> None:
+    """One executemany of plain tuples, in the order given (the queue's FIFO order): a 1000 x 8 job
+    at batch size 1 is 8 000 rows, and building 8 000 model instances for bulk_create alone took
+    longer than the whole submission may."""
     uuid_field = Unit._meta.get_field("comfy_prompt_id")
     table = connection.ops.quote_name(Unit._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(Unit._meta.get_field(c).column) for c in _UNIT_COLUMNS)
@@ -434,19 +442,24 @@ def _insert_units(job: Job, planned: list[dict]) -> None:
         (job.pk, u["index"], u["prompt_index"], u["prompt"], u["seed"], u["batch_size"], u["first_sequence"],
          job.priority, job.checkpoint, Unit.Status.PENDING.value,
          uuid_field.get_db_prep_value(uuid.uuid4(), connection), "", "", 0, "", 0, 0, 0)
-        for u in planned
+        for job, u in planned
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
 
 
-def _write_job(**fields) -> Job:
+def write_job(fields: dict, *, with_units: bool = True) -> Job:
+    """Write a checked job (check_job's fields) and, unless told otherwise, its units.
+
+    A comparison writes its cells' units itself (services/comparisons), in the grid's order.
+    """
     from batches.services.outputs import job_dir_name
 
     with transaction.atomic():
         job = Job.objects.create(**fields, status=Job.Status.QUEUED)
         planned = plan_units(job)
-        _insert_units(job, planned)
+        if with_units:
+            insert_units([(job, unit) for unit in planned])
         job.output_dir = job_dir_name(job)
         job.images_planned = sum(u["batch_size"] for u in planned)
         job.updated_at = timezone.now()

@@ -17,7 +17,7 @@ FLAG_FOR_FIELD = {
     "sampler": "--sampler", "scheduler": "--scheduler", "width": "--width", "height": "--height",
     "seed": "--seed", "negative_prompt": "--negative-prompt", "checkpoint": "--model", "lora": "--lora",
     "lora_strength": "--lora-strength", "lora_strength_clip": "--lora-strength", "profile": "--profile",
-    "workflow": "--workflow", "priority": "--priority", "name": "--name",
+    "workflow": "--workflow", "priority": "--priority", "name": "--name", "compare": "--compare",
 }
 
 
@@ -101,6 +101,10 @@ class Command(cli.CliCommand):
         parser.add_argument("--monitor", action="store_true", help="draw a live progress bar until the job is done")
         parser.add_argument("--wait", action="store_true", help="block until the job is done; the exit code tells how it went")
         parser.add_argument("--json", action="store_true", help="print the job as JSON (after it is done with --wait/--monitor)")
+        parser.add_argument("--compare", action="append", metavar="AXIS=V1,V2",
+                            help="queue a comparison: one job per combination of the values (repeat for up to 3 "
+                                 "axes: checkpoint, lora (none for no LoRA), lora_strength, cfg, sampler "
+                                 "(sampler/scheduler), steps, suffix); same prompts and seeds in every cell")
         finish_flags.add_arguments(parser)
 
     def handle(self, *args, **options) -> None:
@@ -112,16 +116,19 @@ class Command(cli.CliCommand):
             raise cli.UsageError("--lora-strength: give --lora NAME as well (the strength belongs to a LoRA)")
         finish = finish_flags.finish_from(options)
         owner = cli.resolve_user(options["user"])
-        try:
-            job = job_submit(
-                owner=owner, prompts=prompts, count=options["count"], profile=options["profile"],
+        params = dict(
+            owner=owner, prompts=prompts, count=options["count"], profile=options["profile"],
                 batch_size=options["batch_size"], steps=options["steps"], cfg=options["cfg_scale"],
                 sampler=options["sampler"], scheduler=options["scheduler"], width=options["width"],
                 height=options["height"], seed=options["seed"], negative_prompt=options["negative_prompt"],
                 checkpoint=options["model"], lora=options["lora"], lora_strength=options["lora_strength"],
                 workflow=options["workflow"], priority=options["priority"] or default_priority(),
                 name=options["name"], finish=finish,
-            )
+        )
+        try:
+            if options["compare"]:
+                return self.compare(params, options)
+            job = job_submit(**params)
         except SubmissionError as exc:
             raise cli.UsageError(submission_error_line(exc, prompts_flag=prompts_flag)) from None
 
@@ -148,6 +155,33 @@ class Command(cli.CliCommand):
             for line in cli.unit_errors(job):
                 self.stdout.write(f"  {line}")
         code = cli.exit_code_for([job])
+        if code:
+            raise SystemExit(code)
+
+    def compare(self, params: dict, options: dict) -> None:
+        from batches.services import comparisons
+
+        comparison = comparisons.comparison_submit(axes=options["compare"], **params)
+        cells = list(comparison.cells.order_by("id"))
+        if options["json"] and not (options["wait"] or options["monitor"]):
+            self.write_json(comparisons.progress(comparison))
+            return
+        if not options["json"]:
+            self.stdout.write(f"Queued comparison {comparison.pk}: {len(cells)} cells x {cells[0].images_planned} "
+                              f"images, seed {comparison.base_seed} in every cell (jobs {cells[0].pk}-{cells[-1].pk}). "
+                              f"Progress: manage.py batch_status c{comparison.pk}")
+        if not (options["wait"] or options["monitor"]):
+            return
+        monitor = cli.JobMonitor(self.stdout, [c.pk for c in cells], show=options["monitor"] and not options["json"])
+        try:
+            done = monitor.run()
+        except KeyboardInterrupt:
+            self.stdout.write("")
+            self.stderr.write(f"Stopped watching; comparison {comparison.pk} goes on.")
+            raise SystemExit(cli.EXIT_INTERRUPTED) from None
+        if options["json"]:
+            self.write_json(comparisons.progress(comparison))
+        code = cli.exit_code_for(done)
         if code:
             raise SystemExit(code)
 

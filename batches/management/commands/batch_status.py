@@ -7,13 +7,27 @@ from django.db.models import Count
 from django.utils import timezone
 
 from batches import cli
-from batches.models import Job, QueueControl, WorkerNode
-from batches.services import finishing, outputs
+from batches.models import Comparison, Job, QueueControl, WorkerNode
+from batches.numbers import NumberError, parse_id
+from batches.services import comparisons, finishing, outputs
 from batches.services.stats import queue_statistics
 
 CLEAR = "\x1b[H\x1b[2J"
 esc = cli.printable  # stored text as shown on a terminal
 MAX_LIMIT = 10_000  # jobs listed with --all
+
+
+def job_or_comparison_arg(value: str):
+    """A job id, or cN / --comparison N: a comparison (its cells are jobs with ids of their own)."""
+    import argparse
+
+    text = value.strip()
+    if text[:1] in ("c", "C"):
+        try:
+            return ("comparison", parse_id(text[1:], what="a comparison id"))
+        except NumberError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return cli.job_id_arg(text)
 
 
 def positive_seconds(value: str) -> float:
@@ -35,7 +49,10 @@ class Command(cli.CliCommand):
             "(--stats). --watch redraws every --interval seconds until Ctrl-C (or, for one job, until it is done).")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("job_id", nargs="?", type=cli.job_id_arg, metavar="JOB_ID", help="show this job in detail")
+        parser.add_argument("job_id", nargs="?", type=job_or_comparison_arg, metavar="JOB_ID",
+                            help="show this job in detail (cN: comparison N, as --comparison N)")
+        parser.add_argument("--comparison", type=cli.job_id_arg, metavar="N",
+                            help="show comparison N: each cell's progress (--json lists the cells)")
         parser.add_argument("--all", action="store_true", help="list finished jobs too (the newest 50)")
         parser.add_argument("--stats", action="store_true",
                             help="throughput, generation times, queue size, active jobs, nodes")
@@ -49,6 +66,9 @@ class Command(cli.CliCommand):
                             help="machine-readable output (with --watch: one JSON document per line)")
 
     def handle(self, *args, job_id=None, **options) -> None:
+        if isinstance(job_id, tuple):
+            job_id, options["comparison"] = None, job_id[1]
+        comparison = self.get_comparison(options["comparison"]) if options["comparison"] else None
         if job_id is not None and (options["stats"] or options["all"]):
             flag = "--stats" if options["stats"] else "--all"
             raise cli.UsageError(f"{flag}: not with a JOB_ID: give either a job id or {flag}")
@@ -60,6 +80,10 @@ class Command(cli.CliCommand):
 
         def render() -> tuple[str, bool]:
             """The text (or JSON) to show now, and whether there is nothing left to watch."""
+            if comparison is not None:
+                data = comparisons.progress(comparison)
+                return (cli.to_json(data, indent=None if options["watch"] else 2) if as_json
+                        else self.comparison_detail(comparison, data)), data["done"]
             if job is not None:
                 current = cli.get_job(job.pk)
                 data = cli.job_payload(current, units=True)
@@ -121,6 +145,24 @@ class Command(cli.CliCommand):
             footer += f"; the queue is PAUSED{f' by {control.paused_by}' if control.paused_by else ''}"
         lines.append(footer + ".")
         lines.extend(self.outage_lines())
+        return "\n".join(lines)
+
+    def get_comparison(self, pk: int) -> Comparison:
+        found = Comparison.objects.filter(pk=pk).first()
+        if found is None:
+            raise cli.UsageError(f"--comparison: no comparison {pk}: see the comparisons on the dashboard")
+        return found
+
+    def comparison_detail(self, comparison: Comparison, data: dict) -> str:
+        axes = "; ".join(f"{a['axis']}: {', '.join(map(str, a['values']))}" for a in comparison.axes)
+        fraction = data["images_done"] / data["images_planned"] if data["images_planned"] else 0.0
+        lines = [f"Comparison {comparison.pk}{f' ({esc(comparison.name)})' if comparison.name else ''}: "
+                 f"{len(data['cells'])} cells, seed {comparison.base_seed}",
+                 f"  axes     {esc(axes)}",
+                 f"  {cli.bar(fraction)} {data['images_done']}/{data['images_planned']} images"]
+        for cell in data["cells"]:
+            lines.append(f"  job {cell['job']:<6} {cell['status']:<10} {cell['images_done']:>4}/{cell['images_planned']:<4} "
+                         f"{esc(comparisons.label(cell['cell'] or {}))}")
         return "\n".join(lines)
 
     def outage_lines(self) -> list[str]:
