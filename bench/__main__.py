@@ -29,6 +29,7 @@ BENCHMARKS = {
     "finishing": (9, "finishing cost per 1024x1024 image, by stage, one core (issue 12)"),
     "finishing_busy": (10, "GPU busy ratio with finishing (sprite worker) on vs off"),
     "sheets": (11, "packing 1000 64x64 sprites into one sheet + atlas"),
+    "comparison": (12, "checkpoint loads of a 3-checkpoint x 20-prompt comparison vs submission order"),
 }
 
 RESULT_PREFIX = "RESULT "
