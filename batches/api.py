@@ -14,7 +14,8 @@ job's sprites without the GPU.
 """
 from __future__ import annotations
 
-from batches.models import Job
+from batches.models import Comparison, Job
+from batches.services.comparisons import comparison_submit, progress
 from batches.services.control import job_cancel
 from batches.services.finishing import job_refinish
 from batches.services.stats import job_statistics, queue_statistics
@@ -48,3 +49,19 @@ def cancel_job(job_id: int, *, by: str = "") -> bool:
 def refinish_job(job_id: int, finish: dict | None = None, *, by: str = "") -> int:
     """Rebuild a job's sprites with changed finishing settings (None: the job's own); returns images queued."""
     return job_refinish(get_job(job_id), finish=finish, by=by)
+
+
+def submit_comparison(*, owner, axes, prompts, **params) -> Comparison:
+    """One job per combination of the axes' values, same prompts and seeds:
+    `submit_comparison(owner=u, axes={"cfg": [6, 8], "steps": [4, 8]}, prompts=["pixel art slime"], count=2)`.
+    Axes may also be `["cfg=6,8", ...]`; raises SubmissionError (field "compare" for the axes)."""
+    return comparison_submit(owner=owner, axes=axes, prompts=prompts, **params)
+
+
+def get_comparison(comparison_id: int) -> Comparison:
+    """The comparison; `progress(comparison)` of batches.services.comparisons says how far its cells are."""
+    return Comparison.objects.get(pk=comparison_id)
+
+
+def get_comparison_progress(comparison_id: int) -> dict:
+    return progress(get_comparison(comparison_id))

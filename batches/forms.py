@@ -192,6 +192,8 @@ class JobForm(forms.Form):
             self.config, self.config_error = None, str(exc)
         self._setup_choices()
         self._setup_initial()
+        self._setup_compare()
+        self.comparison = None  # set by submit() when the Compare section was filled
 
     # --- choices ----------------------------------------------------------------------------
     def _setup_choices(self) -> None:
@@ -246,6 +248,44 @@ class JobForm(forms.Form):
                     self.initial.setdefault(key, value)
         self.initial.setdefault("workflow", "batch_optimized")
         self.initial.setdefault("priority", "normal")
+
+    def _setup_compare(self) -> None:
+        """The Compare section: up to MAX_AXES rows of an axis and its values ("a, b, c")."""
+        from batches.services.comparisons import AXES, MAX_AXES, NO_LORA, max_cells
+
+        self.compare_rows = []
+        for n in range(1, MAX_AXES + 1):
+            self.fields[f"compare_axis_{n}"] = forms.CharField(
+                label=f"Axis {n}", required=False,
+                widget=forms.Select(choices=_choices(AXES, blank="-"), attrs={"data-compare-axis": n}))
+            self.fields[f"compare_values_{n}"] = forms.CharField(
+                label=f"Values {n}", required=False,
+                widget=forms.TextInput(attrs={"placeholder": "a, b, c", "spellcheck": "false",
+                                              "data-compare-values": n}))
+            self.compare_rows.append((self[f"compare_axis_{n}"], self[f"compare_values_{n}"]))
+        # Where the service's "compare" problems go: next to the section, not on any one row.
+        self.fields["compare"] = forms.CharField(label="Compare", required=False, widget=forms.HiddenInput)
+        self.fields["compare"].widget.attrs.update({
+            "data-max-cells": max_cells(),
+            "data-suggestions": json.dumps({
+                "checkpoint": self.offer.checkpoints or [],
+                "lora": [NO_LORA, *(self.offer.loras or [])],
+                "sampler": list(self.offer.samplers or sorted(SAMPLERS)),
+            }),
+        })
+
+    def compare_axes(self) -> list[tuple[str, str]]:
+        """The filled Compare rows as (axis, values text); a row with values but no axis is kept
+        (as "") so the service names the mistake."""
+        from batches.services.comparisons import MAX_AXES
+
+        rows = []
+        for n in range(1, MAX_AXES + 1):
+            axis = (self.data.get(f"compare_axis_{n}") or "").strip()
+            values = (self.data.get(f"compare_values_{n}") or "").strip()
+            if axis or values:
+                rows.append((axis or "(none chosen)", [v.strip() for v in values.split(",")] if values else []))
+        return rows
 
     # --- parsing ----------------------------------------------------------------------------
     def clean_prompts_file(self):
@@ -321,12 +361,22 @@ class JobForm(forms.Form):
         return values
 
     def submit(self, *, owner) -> Job | None:
-        """Queue the job, or put every problem on the form and queue nothing."""
+        """Queue the job (or, with the Compare section filled, the comparison: see self.comparison),
+        or put every problem on the form and queue nothing."""
         self.is_valid()  # fills cleaned_data and the form's own errors
+        axes = self.compare_axes() if self.is_bound else []
         try:
             with transaction.atomic():
-                job = job_submit(owner=owner, client=self.offer.client(), **self.submission())
+                if axes:
+                    from batches.services.comparisons import comparison_submit
+
+                    self.comparison = comparison_submit(owner=owner, axes=axes, client=self.offer.client(),
+                                                        **self.submission())
+                    job = self.comparison.cells.order_by("id").first()
+                else:
+                    job = job_submit(owner=owner, client=self.offer.client(), **self.submission())
                 if self.errors:
+                    self.comparison = None
                     raise _NotQueued
         except SubmissionError as exc:
             for name, messages in exc.errors.items():

@@ -5,4 +5,4 @@ batches.services.review); "add job" is the dashboard's JobForm, so it calls job_
 its field errors. Fields the system writes are read-only, and an edit saves only the fields it
 changed: the GPU worker updates the same rows while the page is open.
 """
-from batches.admin import jobs, nodes, outputs  # noqa: F401  (each registers its ModelAdmins)
+from batches.admin import comparisons, jobs, nodes, outputs  # noqa: F401  (each registers its ModelAdmins)

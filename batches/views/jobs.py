@@ -33,6 +33,10 @@ def job_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = JobForm(request.POST, request.FILES)
         job = form.submit(owner=request.user)
+        if form.comparison is not None:
+            cells = form.comparison.cells.count()
+            messages.success(request, f"Comparison {form.comparison.pk} queued: {cells} cells.")
+            return redirect("comparison-detail", comparison_id=form.comparison.pk)
         if job is not None:
             messages.success(request, f"Job {job.pk} queued: {job.images_planned} images.")
             return redirect("job-detail", job_id=job.pk)

@@ -118,7 +118,57 @@
     summary.textContent = text + ".";
   }
 
+  /* Compare: the cells (every combination of the axes' values), their images and time, refused
+   * above the limit; checkpoint, LoRA and sampler rows suggest what ComfyUI offers. */
+  var compare = form.elements.compare;
+  var compareSummary = document.getElementById("compare-summary");
+  var maxCells = compare ? Number(compare.dataset.maxCells) || 27 : 27;
+  var suggestions = {};
+  try { suggestions = JSON.parse((compare && compare.dataset.suggestions) || "{}"); } catch (e) { suggestions = {}; }
+  Object.keys(suggestions).forEach(function (axis) {
+    var list = document.getElementById("compare-suggest-" + axis);
+    if (list) suggestions[axis].forEach(function (v) { list.appendChild(new Option(v, v)); });
+  });
+
+  function compareRows() {
+    var rows = [];
+    form.querySelectorAll("[data-compare-axis]").forEach(function (select) {
+      var values = form.querySelector('[data-compare-values="' + select.dataset.compareAxis + '"]');
+      values.setAttribute("list", suggestions[select.value] ? "compare-suggest-" + select.value : "");
+      var items = values.value.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
+      if (select.value || items.length) rows.push({ axis: select.value, values: items });
+    });
+    return rows;
+  }
+
+  function updateCompare() {
+    if (!compareSummary) return 0;
+    var rows = compareRows();
+    var button = document.getElementById("submit-job");
+    if (!rows.length) {
+      compareSummary.textContent = "";
+      if (button) { button.textContent = "Queue job"; button.disabled = false; }
+      return 0;
+    }
+    var cells = rows.reduce(function (n, r) { return n * Math.max(1, r.values.length); }, 1);
+    var perCell = promptCount() * (parseInt(form.elements.count.value, 10) || 0);
+    var images = cells * perCell;
+    var text = rows.map(function (r) { return (r.axis || "?") + " (" + r.values.length + ")"; }).join(" × ") +
+      " = " + cells + " cell" + (cells === 1 ? "" : "s") + " × " + perCell + " image" + (perCell === 1 ? "" : "s") +
+      " = " + images + " image" + (images === 1 ? "" : "s");
+    var d = defaults[profile.value];
+    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at the profile's expected rate";
+    var over = cells > maxCells;
+    if (over) text += ". Too many: the limit is " + maxCells + " cells; drop a value or an axis";
+    compareSummary.textContent = text + ".";
+    compareSummary.classList.toggle("is-error", over);
+    if (button) { button.textContent = "Queue comparison"; button.disabled = over; }
+    return cells;
+  }
+
   profile.addEventListener("change", applyProfile);
+  form.addEventListener("input", updateCompare);
+  form.addEventListener("change", updateCompare);
   form.addEventListener("input", update);
   form.addEventListener("change", update);
   form.addEventListener("keydown", function (event) {
@@ -134,6 +184,7 @@
 
   describe();
   update();
+  updateCompare();
   var firstError = form.querySelector(".has-error input, .has-error select, .has-error textarea");
   (firstError || form.elements.prompts).focus();
 })();
