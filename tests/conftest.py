@@ -81,6 +81,23 @@ def qcluster_factory(tmp_path, worker_env, settings):
 
 
 @pytest.fixture
+def sprite_worker(tmp_path, worker_env):
+    """Start real `manage.py sprite_worker` processes on the test's database: `sprite_worker()`."""
+    from tests.processes import manage_proc
+
+    procs = []
+
+    def start():
+        proc = manage_proc("sprite_worker", env=worker_env, log_path=tmp_path / "sprite_worker.log").start()
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
 def daphne_server(tmp_path, worker_env):
     """A real daphne process on the test database; yields its base URL."""
     from tests.processes import start_daphne

@@ -6,7 +6,6 @@ The tests read the files: sprites, metadata JSON and batch_info.json.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 
 import pytest
@@ -21,7 +20,7 @@ from batches.services import finishing, outputs
 from batches.services.finishing import runner
 from batches.services.submission import SubmissionError, job_submit
 from batches.sprites import load_palette
-from tests.processes import manage_proc, wait_until
+from tests.processes import wait_until
 from tests.test_resilience import wait_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,20 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def owner(transactional_db):
     return get_user_model().objects.create_user("artist", password="pw")
-
-
-@pytest.fixture
-def sprite_worker(tmp_path, worker_env):
-    procs = []
-
-    def start():
-        proc = manage_proc("sprite_worker", env=worker_env, log_path=tmp_path / "sprite_worker.log").start()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop()
 
 
 def submit(owner, **params):

@@ -401,7 +401,7 @@ def test_the_seam_sort_shows_one_jobs_images_most_seamless_first_unscored_last(c
     assert [i.pk for i in response.context["images"]] == [i.pk for i in expected]
     html = response.content.decode()
     assert 'id="sort-note"' in html and "5 images" in html and 'data-live="0"' in html
-    assert f'data-seam="0.050"' in html and "seam 0.05" in html
+    assert 'data-seam="0.050"' in html and "seam 0.05" in html
     assert '<option value="seam" selected>' in html
     assert 'data-tile-toggle' in html  # the viewer's 3x3 tile preview
 

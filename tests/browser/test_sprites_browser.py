@@ -11,25 +11,11 @@ from batches.models import Image, Job
 from batches.services import outputs
 from batches.services.submission import job_submit
 from batches.sprites import load_palette
-from tests.processes import manage_proc, wait_until
+from tests.processes import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 SIZE = 256
-
-
-@pytest.fixture
-def sprite_worker(tmp_path, worker_env):
-    procs = []
-
-    def start():
-        proc = manage_proc("sprite_worker", env=worker_env, log_path=tmp_path / "sprite_worker.log").start()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop()
 
 
 def sprites_made(job: Job, run: int) -> bool:
