@@ -275,7 +275,8 @@ def test_the_admin_retry_action_pressed_twice_retries_once(owner, django_user_mo
 def _page_urls(job: Job, image: Image) -> list[str]:
     from batches.urls import urlpatterns
 
-    args = {"job_id": job.pk, "image_id": image.pk}
+    # Ids that need not exist: a method a page does not take is refused before anything is looked up.
+    args = {"job_id": job.pk, "image_id": image.pk, "export_id": 1, "name": "sheet.png", "comparison_id": 1}
     urls = []
     for pattern in urlpatterns:
         assert isinstance(pattern, URLPattern)
