@@ -147,7 +147,10 @@ def test_the_job_page_shows_its_units_and_image_thumbnails_inline_read_only(staf
     job, image = world["job"], world["image"]
     page = staff.get(url("job", "change", job.pk)).content.decode()
     assert page.count(str(job.units.first().comfy_prompt_id)) >= 1
-    assert "Units (the first 200)" in page and "Images (the first 200)" in page
+    assert "Units (the first 50)" in page and "Images (the first 50)" in page
+    # the rest are one click away, in the changelists filtered to this job
+    assert f'/admin/batches/unit/?job__id__exact={job.pk}' in page
+    assert f'/admin/batches/image/?job__id__exact={job.pk}' in page
     src = thumb_url(image)
     if src:
         assert f'src="{src}"' in page
@@ -359,3 +362,32 @@ def test_the_queue_actions_pause_and_resume_the_queue(staff, boss):
     assert row.paused and row.paused_by == "boss"
     act(staff, "queuecontrol", "resume_queue", [row])
     assert not QueueControl.is_paused()
+
+
+def test_a_long_jobs_inlines_show_the_first_50_and_the_changelist_filters_to_the_job(staff, world):
+    job = world["job"]
+    first = job.units.order_by("index").first()
+    Unit.objects.bulk_create([
+        Unit(job=job, index=1000 + n, prompt_index=0, prompt="p", seed=n, batch_size=1, first_sequence=1000 + n)
+        for n in range(60)])
+    page = staff.get(url("job", "change", job.pk)).content.decode()
+    assert page.count("<td class=\"field-index\">") == 50  # the cap, not 61
+    listed = staff.get(url("unit") + f"?job__id__exact={job.pk}")
+    assert listed.status_code == 200
+    assert listed.context["cl"].result_count == job.units.count() and first is not None
+
+
+def test_the_unit_list_shows_a_short_prompt_id_with_the_whole_one_on_hover(staff, world):
+    unit = world["job"].units.exclude(comfy_prompt_id=None).first()
+    full = str(unit.comfy_prompt_id)
+    page = staff.get(url("unit")).content.decode()
+    assert f'<code title="{full}">{full[:8]}</code>' in page
+    assert "column-started_at" not in page
+
+
+def test_the_admin_wears_the_apps_dark_colours(staff):
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert "batches/css/admin.css" in page and "DGX Pixels admin" in page
+    from django.contrib.staticfiles import finders
+    css = open(finders.find("batches/css/admin.css")).read()
+    assert "--body-bg: #0e1014" in css and "--primary:" in css and 'html[data-theme="light"]' in css

@@ -397,14 +397,14 @@ def test_a_jobs_zip_holds_its_pngs_metadata_and_batch_info(client, owner, other,
     d = job.output_dir
     assert sorted(files) == sorted([
         f"{d}/batch_info.json",
-        f"{d}/sprite_0001_7.png", f"{d}/sprite_0002_7.png", f"{d}/sprite_0003_8.png",
+        f"{d}/images/sprite_0001_7.png", f"{d}/images/sprite_0002_7.png", f"{d}/images/sprite_0003_8.png",
         f"{d}/metadata/sprite_0001.json", f"{d}/metadata/sprite_0002.json", f"{d}/metadata/sprite_0003.json",
     ])
-    assert files[f"{d}/sprite_0002_7.png"] == outputs.resolve(images[1].file_path).read_bytes()
+    assert files[f"{d}/images/sprite_0002_7.png"] == outputs.resolve(images[1].file_path).read_bytes()
     assert json.loads(files[f"{d}/metadata/sprite_0003.json"]) == {"sequence": 3, "seed": 8}
 
     approved = _zip_names(client.get(reverse("job-zip", args=[job.pk]), {"review": "approved"}))
-    assert sorted(approved) == sorted([f"{d}/batch_info.json", f"{d}/sprite_0002_7.png", f"{d}/metadata/sprite_0002.json"])
+    assert sorted(approved) == sorted([f"{d}/batch_info.json", f"{d}/images/sprite_0002_7.png", f"{d}/metadata/sprite_0002.json"])
 
 
 def test_a_selection_zip_spans_jobs_and_lists_missing_files(client, owner, other, output_root):
@@ -416,12 +416,12 @@ def test_a_selection_zip_spans_jobs_and_lists_missing_files(client, owner, other
     response = signed_in(client, other).post(reverse("images-zip"), {"ids": f"{ia[1].pk},{ib[0].pk},{ia[0].pk}"})
     files = _zip_names(response)
     assert sorted(files) == sorted([
-        f"{a.output_dir}/sprite_0001_100.png", f"{a.output_dir}/metadata/sprite_0001.json",
+        f"{a.output_dir}/images/sprite_0001_100.png", f"{a.output_dir}/metadata/sprite_0001.json",
         f"{a.output_dir}/metadata/sprite_0002.json",
-        f"{b.output_dir}/sprite_0001_55.png", f"{b.output_dir}/metadata/sprite_0001.json",
+        f"{b.output_dir}/images/sprite_0001_55.png", f"{b.output_dir}/metadata/sprite_0001.json",
         "MISSING.txt",
     ])
-    assert f"{a.output_dir}/sprite_0002_101.png" in files["MISSING.txt"].decode()
+    assert f"{a.output_dir}/images/sprite_0002_101.png" in files["MISSING.txt"].decode()
     assert client.post(reverse("images-zip"), {"ids": ""}).status_code == 400
     assert client.get(reverse("job-zip", args=[999999])).status_code == 404
     assert client.get(reverse("images-zip")).status_code == 405

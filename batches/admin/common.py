@@ -76,3 +76,12 @@ def _file_links(image: Image) -> str:
     if not links:
         return image.file_path
     return format_html_join(" · ", '<a href="{}" target="_blank" rel="noopener">{}</a>', links)
+
+
+def prompt_id_short(unit) -> str:
+    """The ComfyUI prompt id's first 8 characters, the whole id on hover: a full UUID wraps a
+    narrow column over four lines."""
+    if not unit.comfy_prompt_id:
+        return "-"
+    full = str(unit.comfy_prompt_id)
+    return format_html('<code title="{}">{}</code>', full, full[:8])

@@ -12,7 +12,8 @@ from batches.numbers import id_or_none
 from batches.services import review
 
 INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
-from batches.admin.common import _file_links, _plural, _pretty_json, _short, _sprite_thumb, _swatches, _thumb
+from batches.admin.common import (_file_links, _plural, _pretty_json, _short, _sprite_thumb, _swatches, _thumb,
+                                  prompt_id_short)
 from batches.services import finishing
 
 # --- Units -----------------------------------------------------------------------------------
@@ -20,8 +21,9 @@ from batches.services import finishing
 
 @admin.register(Unit)
 class UnitAdmin(admin.ModelAdmin):
+    # Readable at 1400 px: the prompt id is shortened, the error cut, one time column.
     list_display = ("id", "job_link", "index", "status", "batch_size", "attempts", "error_short",
-                    "comfy_prompt_id", "node", "started_at", "finished_at")
+                    "prompt_id", "node", "finished_at")
     list_filter = ("status", "node", "batch_size")
     search_fields = ("prompt",)
     search_help_text = "Prompt text; a number finds units of that job; a UUID finds the ComfyUI prompt id."
@@ -49,7 +51,11 @@ class UnitAdmin(admin.ModelAdmin):
 
     @admin.display(description="error")
     def error_short(self, unit: Unit) -> str:
-        return _short(unit.error, 80)
+        return _short(unit.error, 60)
+
+    @admin.display(description="ComfyUI id", ordering="comfy_prompt_id")
+    def prompt_id(self, unit: Unit) -> str:
+        return prompt_id_short(unit)
 
     @admin.display(description="workflow sent to ComfyUI")
     def graph_pretty(self, unit: Unit) -> str:

@@ -298,8 +298,9 @@ def images_bulk_update(*, user, ids: list[int], action: str) -> list[int]:
 def zip_images(images: Iterable[Image], *, with_batch_info: bool = False) -> IO[bytes]:
     """Write a zip into an anonymous temp file and return it rewound (FileResponse streams it).
 
-    Layout per job: <batch>/sprite_0001_<seed>.png and <batch>/metadata/sprite_0001.json (plus
-    <batch>/batch_info.json for a whole job). PNGs are stored, JSON deflated. Files missing on
+    The layout of the output folder, per job: <batch>/images/sprite_0001_<seed>.png and
+    <batch>/metadata/sprite_0001.json (plus <batch>/batch_info.json for a whole job), so an
+    unpacked zip reads like the folder on the studio machine. PNGs are stored, JSON deflated. Files missing on
     disk are listed in MISSING.txt rather than failing the download.
     """
     tmp = tempfile.TemporaryFile(prefix="dgxpixels-zip-")
@@ -309,7 +310,7 @@ def zip_images(images: Iterable[Image], *, with_batch_info: bool = False) -> IO[
         for image in images:
             folder = image.job.output_dir or outputs.job_dir_name(image.job)
             entries = [
-                (image.file_path, f"{folder}/{Path(image.file_path).name}", zipfile.ZIP_STORED),
+                (image.file_path, f"{folder}/images/{Path(image.file_path).name}", zipfile.ZIP_STORED),
                 (image.metadata_path, f"{folder}/metadata/{Path(image.metadata_path).name}", zipfile.ZIP_DEFLATED),
             ]
             if with_batch_info and folder not in folders:

@@ -27,6 +27,12 @@ def _file(relative: str, content_type: str, *, download: bool = False, filename:
     return response
 
 
+def download_name(image, name: str) -> str:
+    """`job<id>_sprite_0007_<seed>.png`: files from many jobs share one Downloads folder, and a
+    bare `sprite_0007_<seed>.png` from one job would overwrite another's."""
+    return f"job{image.job_id}_{name}"
+
+
 def _download(request: HttpRequest) -> bool:
     return request.GET.get("download") in ("1", "true", "yes")
 
@@ -36,7 +42,8 @@ def _download(request: HttpRequest) -> bool:
 def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
     """The full PNG; `?download=1` sends it as an attachment."""
     image = get_image_for_user(request, image_id)
-    return _file(image.file_path, "image/png", download=_download(request))
+    return _file(image.file_path, "image/png", download=_download(request),
+                 filename=download_name(image, Path(image.file_path).name))
 
 
 @login_required
@@ -74,7 +81,8 @@ def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
     image = get_image_for_user(request, image_id)
     if image.metadata_path:
         try:
-            return _file(image.metadata_path, "application/json", download=_download(request))
+            return _file(image.metadata_path, "application/json", download=_download(request),
+                         filename=download_name(image, Path(image.metadata_path).name))
         except Http404:
             if not image.metadata:
                 raise
@@ -82,5 +90,5 @@ def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
         raise Http404("this image has no metadata")
     response = JsonResponse(image.metadata, json_dumps_params={"indent": 2})
     if _download(request):
-        response["Content-Disposition"] = f'attachment; filename="sprite_{image.sequence:04d}.json"'
+        response["Content-Disposition"] = f'attachment; filename="{download_name(image, f"sprite_{image.sequence:04d}.json")}"'
     return response
