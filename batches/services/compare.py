@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
-from batches.models import Image, Job
+from batches.models import Image, Job, Unit
 from batches.numbers import NumberError, parse_id_list
 from batches.services.finishing import describe
 
@@ -168,9 +168,27 @@ def compare_candidates(*, limit: int = 60) -> list[Job]:
 
 
 def jobs_for_compare(ids: list[int]) -> list[Job]:
-    """The jobs in the order asked; raises Job.DoesNotExist naming a missing id."""
+    """The jobs oldest first, whatever order they were asked in: the baseline is the first column,
+    the jobs made from it follow. Raises Job.DoesNotExist naming a missing id."""
     found = {job.pk: job for job in Job.objects.filter(pk__in=ids).select_related("owner")}
     for pk in ids:
         if pk not in found:
             raise Job.DoesNotExist(f"there is no job {pk}")
-    return [found[pk] for pk in ids]
+    return sorted(found.values(), key=lambda job: (job.created_at, job.pk))
+
+
+def job_reuse_seeds(*, job: Job, source_id: int) -> int:
+    """Give a new job's units the seeds of the source job's units with the same index and prompt
+    ("New job like this" with "Same seeds"): a random-seeded source cannot be repeated from a base
+    seed alone. Call before the job's transaction commits, so no unit has run yet. Returns how
+    many units changed."""
+    seeds = {(index, prompt): seed for index, prompt, seed
+             in Unit.objects.filter(job_id=source_id).values_list("index", "prompt", "seed")}
+    changed = []
+    for unit in Unit.objects.filter(job=job).only("pk", "index", "prompt", "seed"):
+        seed = seeds.get((unit.index, unit.prompt))
+        if seed is not None and seed != unit.seed:
+            unit.seed = seed
+            changed.append(unit)
+    Unit.objects.bulk_update(changed, ["seed"], batch_size=500)
+    return len(changed)

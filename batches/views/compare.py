@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from batches.models import Job
 from batches.services import compare as comparing
+from batches.views.access import can_change
 
 ROWS_SHOWN = 300  # rows drawn at first; a 2000-image job would otherwise load 2000 x columns images
 
@@ -29,6 +30,7 @@ def compare(request: HttpRequest) -> HttpResponse:
             comparison = comparing.compare_jobs(comparing.jobs_for_compare(ids))
             shown = None if request.GET.get("rows") == "all" else ROWS_SHOWN
             context.update(comparison=comparison, rows=comparison.rows[:shown],
+                           changeable=[job.pk for job in comparison.jobs if can_change(request.user, job)],
                            rows_hidden=max(0, len(comparison.rows) - (shown or len(comparison.rows))))
     except comparing.CompareError as exc:
         context["error"], status = str(exc), 400

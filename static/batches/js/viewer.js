@@ -7,7 +7,8 @@
  *   DGX.pixel.fitZoom(w, h, W, H)  the largest of 8/4/2/1 that fits a W x H box (at least 1)
  *   DGX.pixel.fitInteger(w, h, W, H, max)  the largest whole zoom up to max that fits (at least 1)
  *   DGX.spriteView.get() / set(v)  "sprite" or "original", remembered for every review page
- *   DGX.Viewer(root)               the gallery's overlay: show(data), zoom(z), toggleGrid(), toggleTile(), view(v), close()
+ *   DGX.Viewer(root)               the gallery's (and the job page's) overlay: show(data), zoom(z), zoomStep(d), key(e),
+ *                                  toggleGrid(), toggleTile(), view(v), close(); zoom and pan: pixelview.js
  *                                  toggleTile(): an image with a seam score (data-seam) shown repeated 3 x 3
  * Nearest neighbour everywhere: CSS `image-rendering: pixelated` (review.css).
  */
@@ -102,30 +103,37 @@
 
     function shown() { return DGX.pixel.shown(state.data, state.view); }
 
-    function applyZoom() {
-      if (!state.data) return;
+    /* The art-pixel grid of the original: the one the sprite was read from. */
+    function artCell() {
+      var now = shown();
+      if (now.sprite || !(Number(state.data.pixelSize) > 1)) return null;
+      var phase = String(state.data.phase || "0,0").split(",");
+      return { size: Number(state.data.pixelSize), x: Number(phase[0]) || 0, y: Number(phase[1]) || 0 };
+    }
+    function tiled() { return !!(tileEl && state.data && state.data.seam && state.tile); }
+    function natural() {
       var now = shown();
       var w = now.w || img.naturalWidth, h = now.h || img.naturalHeight;
-      // Sprites go up to 16x (a 48 px sprite fills a screen); a 1024 px original stops at 8x.
-      var z = Math.min(state.z, now.sprite ? SPRITE_ZOOM_MAX : ORIGINAL_ZOOM_MAX);
-      if (!z) {  // fit: the largest integer zoom that fits the stage; scaled down only if 1x does not
-        var boxW = stage.clientWidth - 32, boxH = stage.clientHeight - 32;
-        if (now.sprite) {
-          z = DGX.pixel.fitInteger(w, h, boxW, boxH, SPRITE_ZOOM_MAX);
-        } else {
-          z = DGX.pixel.fitZoom(w, h, boxW, boxH);
-          if (w > boxW || h > boxH) z = Math.max(0.05, Math.min(boxW / w, boxH / h));
-        }
-      }
-      if (applyTile(now, w, h)) return;
-      DGX.pixel.zoom(img, z);
-      // On the original, the grid is the one the sprite was read from: one cell per art pixel.
-      var cell = null;
-      if (!now.sprite && Number(state.data.pixelSize) > 1) {
-        var phase = String(state.data.phase || "0,0").split(",");
-        cell = { size: Number(state.data.pixelSize), x: Number(phase[0]) || 0, y: Number(phase[1]) || 0 };
-      }
-      DGX.pixel.grid(gridEl, z, state.grid, cell);
+      return tiled() ? { w: 3 * w, h: 3 * h } : { w: w, h: h };
+    }
+
+    // Zoom and pan are pixelview.js's: whole zooms of the shown picture's own pixels, at the cursor.
+    // Sprites go up to 16x (a 48 px sprite fills a screen); a 1024 px original stops at 8x.
+    var pv = DGX.pixelView(stage, {
+      canvas: el("viewer-canvas"), img: img, grid: gridEl, shrink: true, zoom: 0,
+      size: function () { return state.data ? natural() : { w: 0, h: 0 }; },
+      max: function () { return state.data && shown().sprite ? SPRITE_ZOOM_MAX : ORIGINAL_ZOOM_MAX; },
+      cell: function () { return state.data ? artCell() : null; },
+      draw: function (scale) { return state.data ? drawTile(scale) : false; },
+      onChange: function () { reflectZoom(); },
+    });
+    pv.grid(state.grid);
+
+    function reflectZoom() {
+      if (!state.data) return;
+      var now = shown(), z = pv.state.shown, cell = artCell();
+      state.z = pv.state.z;
+      localStorage.setItem("dgx.viewer.zoom", String(state.z));
       root.querySelectorAll("[data-zoom]").forEach(function (b) {
         b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.z));
         if (b.hasAttribute("data-sprite-only")) b.disabled = !now.sprite;
@@ -140,21 +148,29 @@
       root.dataset.shownZoom = String(z);
     }
 
-    /* A tile (an image with a seam score) repeated 3 x 3 as a CSS background, at a whole zoom:
-     * its seams show where its edges do not meet. Returns whether the tile is what is shown. */
-    function applyTile(now, w, h) {
+    function applyZoom(recentre) {
+      if (!state.data) return;
       var button = root.querySelector("[data-tile-toggle]");
       var can = !!(tileEl && state.data.seam);
       if (button) { button.hidden = !can; button.setAttribute("aria-pressed", String(can && state.tile)); }
-      if (!can || !state.tile || !w || !h) {
+      pv.zoom(state.z, null);
+      if (recentre) pv.layout(true);
+      reflectZoom();
+    }
+
+    /* A tile (an image with a seam score) repeated 3 x 3 as a CSS background, at a whole zoom:
+     * its seams show where its edges do not meet. Returns whether the tile is what is shown. */
+    function drawTile(scale) {
+      var now = shown();
+      var w = now.w || img.naturalWidth, h = now.h || img.naturalHeight;
+      if (!tiled() || !w || !h) {
         if (tileEl) tileEl.hidden = true;
         img.hidden = false;
         root.dataset.tile = "0";
+        DGX.pixel.zoom(img, scale);
         return false;
       }
-      var max = now.sprite ? SPRITE_ZOOM_MAX : ORIGINAL_ZOOM_MAX;
-      var z = state.z ? Math.max(1, Math.min(Math.round(state.z), max))
-        : DGX.pixel.fitInteger(3 * w, 3 * h, stage.clientWidth - 32, stage.clientHeight - 32, max);
+      var z = Math.max(1, Math.round(scale));
       img.hidden = true;
       gridEl.hidden = true;
       tileEl.hidden = false;
@@ -163,12 +179,6 @@
       tileEl.style.backgroundImage = 'url("' + now.src + '")';
       tileEl.style.backgroundSize = w * z + "px " + h * z + "px";
       root.dataset.tile = "1";
-      root.dataset.zoom = String(state.z || "fit");
-      root.dataset.view = now.sprite ? "sprite" : "original";
-      root.dataset.shownZoom = String(z);
-      root.querySelectorAll("[data-zoom]").forEach(function (b) {
-        b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.z));
-      });
       return true;
     }
 
@@ -209,7 +219,7 @@
       img.dataset.h = now.h || "";
       img.alt = data.prompt + ", seed " + data.seed + (now.sprite ? " (sprite)" : "");
       if (img.getAttribute("src") !== now.src) img.src = now.src;
-      applyZoom();
+      applyZoom(true);
       root.querySelectorAll("[data-view]").forEach(function (b) {
         b.setAttribute("aria-pressed", String(b.dataset.view === state.view));
       });
@@ -253,7 +263,7 @@
       if (star) { star.setAttribute("aria-pressed", String(data.starred === "1")); star.disabled = data.canChange !== "1"; }
     }
 
-    img.addEventListener("load", function () { if (state.data) applyZoom(); });  // sizes a sprite without info
+    img.addEventListener("load", function () { if (state.data) { pv.layout(); reflectZoom(); } });  // sizes a sprite without info
 
     return {
       get open() { return !root.hidden; },
@@ -265,19 +275,12 @@
       },
       /* The shown image's tile changed (a sprite made meanwhile): draw it again. */
       refresh: function (data) { if (!root.hidden && state.data && state.data.id === data.id) render(data); },
-      /* Sprites: one whole zoom step up or down (1x..16x); the original: 1, 2, 4, 8. */
-      zoomStep: function (direction) {
-        var now = state.data ? shown() : null;
-        var current = Number(root.dataset.shownZoom) || 1;
-        var z;
-        if (now && now.sprite) {
-          z = Math.max(1, Math.min(SPRITE_ZOOM_MAX, Math.round(current) + direction));
-        } else {
-          var i = ZOOMS.indexOf(Math.round(current));
-          z = ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, (i < 0 ? 0 : i) + direction))];
-        }
-        this.zoom(z);
-      },
+      /* One whole zoom step up or down (sprites 1x..16x, originals 1x..8x), at the cursor. */
+      zoomStep: function (direction) { if (state.data) { pv.step(direction); reflectZoom(); } },
+      /* The shared pixel keys (+ - 0 g b, arrows pan): pixelview.js. */
+      key: function (event) { var done = pv.key(event); reflectZoom(); return done; },
+      toggleBackground: function () { pv.toggleBackground(); },
+      get pixelView() { return pv; },
       show: function (data, position) {
         if (root.hidden) {
           state.lastFocus = document.activeElement;
@@ -286,25 +289,24 @@
         }
         el("viewer-pos").textContent = position || "";
         render(data);
-        stage.scrollTop = 0;
-        stage.scrollLeft = 0;
       },
       reflect: reflect,
       zoom: function (z) {
         state.z = z;
         localStorage.setItem("dgx.viewer.zoom", String(z));
-        applyZoom();
+        if (state.data) { pv.zoom(z); reflectZoom(); }
       },
       toggleTile: function () {
         if (!state.data || !state.data.seam || !tileEl) return;
         state.tile = !state.tile;
         localStorage.setItem("dgx.viewer.tile", state.tile ? "1" : "0");
-        applyZoom();
+        applyZoom(true);
       },
       toggleGrid: function () {
         state.grid = !state.grid;
         localStorage.setItem("dgx.viewer.grid", state.grid ? "1" : "0");
-        applyZoom();
+        pv.grid(state.grid);
+        reflectZoom();
       },
       close: function () {
         root.hidden = true;
@@ -313,7 +315,7 @@
         state.data = null;
         if (state.lastFocus && state.lastFocus.focus) state.lastFocus.focus({ preventScroll: true });
       },
-      relayout: applyZoom,
+      relayout: function () { if (state.data) { pv.layout(); reflectZoom(); } },
     };
   };
 })();
