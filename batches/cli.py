@@ -26,6 +26,7 @@ from django.utils import timezone
 from batches.models import Job, Unit
 from batches.numbers import NumberError, parse_id, parse_int
 from batches.services import outputs
+from batches.services.rates import RateSnapshot, rate_for
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -216,11 +217,12 @@ def progress_line(job: Job) -> str:
     parts = [f"job {job.pk}", bar(job.progress), f"{job.images_done}/{job.images_planned} images"]
     if job.images_failed:
         parts.append(f"{job.images_failed} failed")
-    parts.append(f"{job.images_per_minute():.1f} img/min")
+    rate = rate_for(job=job)
+    parts.append(f"{rate.images_per_minute:.1f} img/min")
     if is_done(job):
         parts.append(f"took {duration(elapsed(job))}")
     else:
-        parts.append(f"ETA {duration(job.eta())}")
+        parts.append(f"ETA {duration(rate.eta)}")
     parts.append(job.status)
     return "  ".join(parts)
 
@@ -241,9 +243,10 @@ def unit_errors(job: Job, limit: int = 3) -> list[str]:
     return [f"unit {index}: {printable(' '.join((error or 'failed').split()))}" for index, error in rows]
 
 
-def job_payload(job: Job, *, units: bool = False) -> dict:
-    """A job as JSON-ready data (the shape of --json everywhere)."""
-    eta = job.eta()
+def job_payload(job: Job, *, units: bool = False, rates: RateSnapshot | None = None) -> dict:
+    """A job as JSON-ready data (the shape of --json everywhere); pass `rates` to report several
+    jobs from one snapshot."""
+    rate = rate_for(job=job, snapshot=rates)
     data = {
         "id": job.pk,
         "name": job.name,
@@ -261,8 +264,9 @@ def job_payload(job: Job, *, units: bool = False) -> dict:
         "images_done": job.images_done,
         "images_failed": job.images_failed,
         "progress": round(job.progress, 4),
-        "images_per_minute": round(job.images_per_minute(), 2),
-        "eta_seconds": round(eta.total_seconds(), 1) if eta else None,
+        "images_per_minute": round(rate.images_per_minute, 2),
+        "eta_seconds": rate.eta_seconds,
+        "rate_based_on": rate.based_on,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -285,14 +289,15 @@ def job_payload(job: Job, *, units: bool = False) -> dict:
 TABLE_COLUMNS = ("ID", "STATUS", "PRIORITY", "OWNER", "PROFILE", "PROGRESS", "IMAGES", "IMG/MIN", "ETA", "CREATED")
 
 
-def job_row(job: Job) -> tuple[str, ...]:
+def job_row(job: Job, *, rates: RateSnapshot | None = None) -> tuple[str, ...]:
+    rate = rate_for(job=job, snapshot=rates)
     images = f"{job.images_done}/{job.images_planned}"
     if job.images_failed:
         images += f" ({job.images_failed} failed)"
     return (
         str(job.pk), job.status, job.priority_name, job.owner.get_username() if job.owner_id else "-",
         job.profile, f"{bar(job.progress, 10)} {job.progress * 100:3.0f}%", images,
-        f"{job.images_per_minute():.1f}", duration(job.eta()) if job.is_active else "--",
+        f"{rate.images_per_minute:.1f}", duration(rate.eta) if job.is_active else "--",
         timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M"),
     )
 

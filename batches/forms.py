@@ -17,6 +17,7 @@ from django.db import transaction
 
 from batches.models import Job, Priority
 from batches.profiles import SAMPLERS, SCHEDULERS, ProfileError, load_profiles
+from batches.services.rates import RateSnapshot, expected_rate
 from batches.services.submission import LIMITS, SubmissionError, job_submit, parse_prompts_file
 from batches.sprites import palette_names
 from batches.sprites.palettes import MAX_PALETTE_FILE_BYTES
@@ -142,6 +143,11 @@ class JobForm(forms.Form):
     seed = forms.CharField(label="Seed", required=False,
                            widget=forms.NumberInput(attrs={"min": 0, "step": 1, "placeholder": "random"}),
                            help_text="Blank: a random seed per unit. A number: the same seeds every run.")
+    # "New job like this": the source job's seeds, unit by unit, unless unticked (then random).
+    same_seeds = forms.BooleanField(label="Same seeds", required=False,
+                                    help_text="Keep the seeds of the job this one repeats, so compare lines"
+                                              " their images up seed by seed. Untick for new random seeds.")
+    seeds_from = forms.CharField(required=False, widget=forms.HiddenInput())
     checkpoint = forms.CharField(label="Checkpoint", required=False)
     lora = forms.CharField(label="LoRA", required=False)
     lora_strength = forms.CharField(label="LoRA strength", required=False, initial="1.0",
@@ -203,10 +209,15 @@ class JobForm(forms.Form):
             (name, f"{p.title or name.capitalize()} — batch {p.batch_size}, {p.steps} steps")
             for name, p in profiles.items()
         ]
+        # The estimate uses the one definition of images/min (services/rates): recent throughput
+        # for the profile and batch size, else the profile's expected rate; "ipm_basis" says which.
+        snapshot = RateSnapshot() if profiles else None
+        rates = {name: expected_rate(profile=name, batch_size=p.batch_size, fallback=p.expected_images_per_minute,
+                                     snapshot=snapshot) for name, p in profiles.items()}
         f["profile"].widget.attrs["data-defaults"] = json.dumps({
             name: {"batch_size": p.batch_size, "steps": p.steps, "cfg": p.cfg, "sampler": p.sampler,
                    "scheduler": p.scheduler, "width": p.width, "height": p.height,
-                   "description": p.description, "ipm": p.expected_images_per_minute}
+                   "description": p.description, "ipm": round(rates[name][0], 2), "ipm_basis": rates[name][1]}
             for name, p in profiles.items()
         })
         f["make_sprites"].widget.attrs["data-finish-defaults"] = json.dumps(
@@ -344,7 +355,8 @@ class JobForm(forms.Form):
             "prompts": prompts, "count": get("count"), "profile": get("profile") or None,
             "batch_size": get("batch_size") or None, "steps": get("steps") or None, "cfg": get("cfg") or None,
             "sampler": get("sampler") or None, "scheduler": get("scheduler") or None,
-            "width": get("width") or None, "height": get("height") or None, "seed": get("seed") or None,
+            "width": get("width") or None, "height": get("height") or None,
+            "seed": self._seed(get("seed")),
             "negative_prompt": data.get("negative_prompt") or "", "checkpoint": get("checkpoint") or None,
             "lora": get("lora") or None,
             "lora_strength": (get("lora_strength") or None) if get("lora") else None,
@@ -352,6 +364,22 @@ class JobForm(forms.Form):
             "workflow": get("workflow") or None, "priority": get("priority") or "normal", "name": get("name"),
             "finish": self.finish() if data.get("make_sprites") else False,
         }
+
+    def seeds_source(self) -> int | None:
+        """The job whose seeds "Same seeds" carries (the ?from= job) while its seed is still in the
+        Seed field, else None: a seed typed over it wins, tick or no tick."""
+        text = (self.cleaned_data.get("seeds_from") or "").strip() if hasattr(self, "cleaned_data") else ""
+        if not text.isdigit():
+            return None
+        source = Job.objects.filter(pk=int(text)).first()
+        typed = (self.cleaned_data.get("seed") or "").strip()
+        return source.pk if source is not None and typed == carried_seed(source) else None
+
+    def _seed(self, typed: str) -> str | None:
+        """The Seed field, except that unticking "Same seeds" drops the carried seed (random seeds)."""
+        if self.seeds_source() and not self.cleaned_data.get("same_seeds"):
+            return None
+        return typed or None
 
     def finish(self) -> dict:
         """The finishing settings typed, laid over the profile's by job_submit."""
@@ -375,6 +403,11 @@ class JobForm(forms.Form):
                     job = self.comparison.cells.order_by("id").first()
                 else:
                     job = job_submit(owner=owner, client=self.offer.client(), **self.submission())
+                    source = self.seeds_source()
+                    if job is not None and source and self.cleaned_data.get("same_seeds"):
+                        from batches.services.compare import job_reuse_seeds
+
+                        job_reuse_seeds(job=job, source_id=source)
                 if self.errors:
                     self.comparison = None
                     raise _NotQueued
@@ -390,6 +423,15 @@ class JobForm(forms.Form):
         return job
 
 
+def carried_seed(job: Job) -> str:
+    """The seed "New job like this" puts in the form: the job's base seed, or for a random-seeded
+    job its first unit's seed (job_reuse_seeds copies the others unit by unit)."""
+    if job.base_seed is not None:
+        return str(job.base_seed)
+    seed = job.units.order_by("index").values_list("seed", flat=True).first()
+    return "" if seed is None else str(seed)
+
+
 def initial_from_job(job: Job) -> dict:
     """Form values that repeat a job (the "new job like this" link)."""
     return {
@@ -397,7 +439,10 @@ def initial_from_job(job: Job) -> dict:
         "count": str(job.count), "profile": job.profile, "batch_size": str(job.batch_size),
         "steps": str(job.steps), "cfg": f"{job.cfg:g}", "sampler": job.sampler, "scheduler": job.scheduler,
         "width": str(job.width), "height": str(job.height),
-        "seed": "" if job.base_seed is None else str(job.base_seed),
+        # Same seeds by default: a random-seeded job's first seed stands as the base seed, and
+        # job_reuse_seeds copies the rest unit by unit when the form is sent.
+        "seed": carried_seed(job),
+        "same_seeds": True, "seeds_from": str(job.pk),
         "checkpoint": job.checkpoint, "lora": job.lora,
         "lora_strength": f"{job.lora_strength_model:g}",
         "lora_strength_clip": f"{job.lora_strength_clip:g}" if job.lora_strength_clip != job.lora_strength_model else "",

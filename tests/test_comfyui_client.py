@@ -447,5 +447,16 @@ def test_binary_preview_frames_become_preview_events():
     meta = json.dumps({"node_id": "3", "prompt_id": "q", "image_type": "image/png"}).encode()
     with_meta = stream._parse(struct.pack(">II", 4, len(meta)) + meta + PNG_SIGNATURE)
 
-    assert (legacy.type, legacy.data) == ("preview", {"event": 1, "bytes": 14, "image_type": "image/jpeg", "prompt_id": "p"})
+    assert (legacy.type, legacy.data) == ("preview", {"event": 1, "bytes": 14, "image_type": "image/jpeg",
+                                                      "prompt_id": "p", "image": b"\xff\xd8jpeg"})
     assert with_meta.type == "preview" and with_meta.prompt_id == "q" and with_meta.data["node_id"] == "3"
+    assert with_meta.data["image"] == PNG_SIGNATURE
+
+
+def test_a_prompt_waiting_for_its_turn_keeps_only_its_newest_preview():
+    stream = EventStream("http://127.0.0.1:1", "me")
+    stream._stash("p", Event("progress", {"value": 1, "prompt_id": "p"}))
+    for n in range(5):
+        stream._stash("p", Event("preview", {"image": bytes([n]), "prompt_id": "p"}))
+    kept = list(stream._buffers["p"])
+    assert [e.type for e in kept] == ["progress", "preview"] and kept[-1].data["image"] == bytes([4])

@@ -655,3 +655,56 @@ def test_it_draws_visibly_different_sprites_per_cfg_and_sampler_and_the_same_for
     samplers = {draw(sampler_name=name).tobytes() for name in ("euler_ancestral", "dpmpp_2m", "ddim", "uni_pc")}
     assert len(samplers) >= 3  # the sampler changes the figure
     assert draw(model="pixel_art_xl").tobytes() != base.tobytes()  # the checkpoint changes the palette
+
+
+# --- live previews (--preview-method) ---------------------------------------------------------
+
+def _frames_until_done(ws, prompt_id: str, timeout: float = 15.0) -> list:
+    """Every frame (dict for text, bytes for binary) up to `executing {node: null}` of this prompt."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        if isinstance(raw, bytes):
+            frames.append(raw)
+            continue
+        message = json.loads(raw)
+        frames.append(message)
+        if (message["type"] == "executing" and message["data"].get("node") is None
+                and message["data"].get("prompt_id") == prompt_id):
+            return frames
+
+
+def test_it_sends_a_jpeg_preview_after_each_step_only_with_a_preview_method(simulator_factory, sim):
+    import struct
+
+    _, url = simulator_factory("--preview-method", "auto", step_ms=5)
+    legacy, flagged = uuid.uuid4().hex, uuid.uuid4().hex
+    with connect(ws_url(url, legacy)) as ws_legacy, connect(ws_url(url, flagged)) as ws_flagged:
+        recv_json(ws_legacy)
+        recv_json(ws_flagged)
+        ws_flagged.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        assert recv_json(ws_flagged)["type"] == "feature_flags"
+        first = queue(url, make_graph("preview legacy owl", steps=3, prefix="prev/a"), client_id=legacy)
+        old = _frames_until_done(ws_legacy, first)
+        second = queue(url, make_graph("preview flagged owl", steps=3, prefix="prev/b"), client_id=flagged)
+        new = _frames_until_done(ws_flagged, second)
+
+    # Type 1 (uint32 format 1 = JPEG, then the bytes) right after each progress message.
+    kinds = [("bin" if isinstance(f, bytes) else f["type"]) for f in old if isinstance(f, bytes) or f["type"] == "progress"]
+    assert kinds == ["progress", "bin"] * 3
+    frame = next(f for f in old if isinstance(f, bytes))
+    assert struct.unpack(">II", frame[:8]) == (1, 1) and frame[8:10] == b"\xff\xd8"
+    # Type 4 for the client that asked for metadata: length, JSON naming the prompt, then the JPEG.
+    frame = next(f for f in new if isinstance(f, bytes))
+    kind, size = struct.unpack(">II", frame[:8])
+    meta = json.loads(frame[8:8 + size])
+    assert kind == 4 and meta["prompt_id"] == second and meta["image_type"] == "image/jpeg"
+    assert frame[8 + size:8 + size + 2] == b"\xff\xd8"
+
+    # ComfyUI's default (--preview-method none): no binary frames at all.
+    client = uuid.uuid4().hex
+    with connect(ws_url(sim, client)) as ws:
+        recv_json(ws)
+        prompt_id = queue(sim, make_graph("preview none owl", steps=3, prefix="prev/c"), client_id=client)
+        assert not any(isinstance(f, bytes) for f in _frames_until_done(ws, prompt_id))

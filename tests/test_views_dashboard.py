@@ -376,7 +376,10 @@ def test_images_are_served_to_any_signed_in_user_by_id(client, image, other):
     meta = client.get(reverse("image-metadata", args=[image.pk]))
     assert json.loads(b"".join(meta.streaming_content)) == {"seed": 7}
     download = client.get(reverse("image-file", args=[image.pk]) + "?download=1")
-    assert "attachment" in download["Content-Disposition"] and "sprite_0001_7.png" in download["Content-Disposition"]
+    assert "attachment" in download["Content-Disposition"]
+    assert f'filename="job{image.job_id}_sprite_0001_7.png"' in download["Content-Disposition"]  # names the job
+    meta_download = client.get(reverse("image-metadata", args=[image.pk]) + "?download=1")
+    assert f'filename="job{image.job_id}_sprite_0001.json"' in meta_download["Content-Disposition"]
 
 
 def test_an_image_path_outside_the_output_root_or_a_missing_file_is_404(client, image, owner):

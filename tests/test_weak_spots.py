@@ -276,7 +276,8 @@ def _page_urls(job: Job, image: Image) -> list[str]:
     from batches.urls import urlpatterns
 
     # Ids that need not exist: a method a page does not take is refused before anything is looked up.
-    args = {"job_id": job.pk, "image_id": image.pk, "export_id": 1, "name": "sheet.png", "comparison_id": 1}
+    args = {"job_id": job.pk, "image_id": image.pk, "export_id": 1, "name": "sheet.png", "comparison_id": 1,
+            "unit_id": 1}
     urls = []
     for pattern in urlpatterns:
         assert isinstance(pattern, URLPattern)
@@ -430,9 +431,12 @@ def test_password_reset_is_offered_when_mail_is_configured(client, settings, rel
 # --- no queue ETA while ComfyUI is down --------------------------------------------------------
 
 def _busy_queue(owner) -> Job:
-    """A queue with images left and a recent rate (two images made a minute apart)."""
+    """A queue with images left and a recent rate (a unit of gpu-b finished in the last minute)."""
     job = submit(owner, count=40)
     now = timezone.now()
+    Unit.objects.filter(pk=job.units.order_by("index").first().pk).update(
+        status=Unit.Status.DONE, node="gpu-b", started_at=now - timedelta(seconds=70),
+        finished_at=now - timedelta(seconds=10))
     for seq, ago in ((1, 70), (2, 10)):
         Image.objects.create(job=job, unit=job.units.first(), sequence=seq, batch_index=seq - 1, prompt="p", seed=seq,
                              file_path=f"batches/x/images/{seq}.png", width=64, height=64,

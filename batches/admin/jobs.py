@@ -19,9 +19,13 @@ from batches.services import control
 from batches.services.cleanup import job_delete
 from batches.services.outputs import job_dir
 from batches.services.quotas import QuotaError
+from batches.services.rates import rate_for
 
-INLINE_ROWS = 200  # units and images shown inline on a job page; the dashboard's job page pages the rest
-from batches.admin.common import _actor, _file_links, _plural, _pretty_json, _short, _swatches, _thumb
+# Units and images shown inline on a job page: a 5000-unit job would draw a page nobody can
+# scroll. The rest are a click away (`children_links`: the changelists filtered to the job).
+INLINE_ROWS = 50
+from batches.admin.common import (_actor, _file_links, _plural, _pretty_json, _short, _swatches, _thumb,
+                                  prompt_id_short)
 from batches.services import finishing
 
 # --- Jobs ------------------------------------------------------------------------------------
@@ -65,12 +69,16 @@ class UnitInline(_LimitedInline):
     verbose_name_plural = f"units (the first {INLINE_ROWS})"
     order_by = ("index",)
     fields = ("index", "status", "prompt_short", "seed", "batch_size", "attempts", "node", "error_short",
-              "comfy_prompt_id")
+              "prompt_id_short")
     readonly_fields = fields
 
     @admin.display(description="prompt")
     def prompt_short(self, unit: Unit) -> str:
         return _short(unit.prompt, 50)
+
+    @admin.display(description="ComfyUI id")
+    def prompt_id_short(self, unit: Unit) -> str:
+        return prompt_id_short(unit)
 
     @admin.display(description="error")
     def error_short(self, unit: Unit) -> str:
@@ -175,7 +183,7 @@ class JobAdmin(admin.ModelAdmin):
                                    ("steps", "cfg", "denoise"), ("sampler", "scheduler"),
                                    ("width", "height", "batch_size"), "base_seed")}),
         ("Progress", {"fields": ("progress_display", ("images_planned", "images_done", "images_failed"),
-                                 "rate", "output_folder")}),
+                                 "rate", "output_folder", "children_links")}),
         ("Finishing", {"fields": ("finish_summary", "sprites_display", "finish_pretty", "finish_palette_display")}),
         ("Times", {"fields": (("created_at", "started_at", "finished_at", "updated_at"),)}),
     )
@@ -183,7 +191,18 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         names = [f.name for f in Job._meta.fields if f.name not in ("id", *self.editable_fields)]
         return (*names, "progress_display", "rate", "output_folder", "finish_summary", "sprites_display",
-                "finish_pretty", "finish_palette_display")
+                "finish_pretty", "finish_palette_display", "children_links")
+
+    @admin.display(description="all units and images")
+    def children_links(self, job: Job) -> str:
+        """The inlines show the first INLINE_ROWS; these open every one, filtered to this job."""
+        if not job.pk:
+            return "-"
+        units = reverse("admin:batches_unit_changelist") + f"?job__id__exact={job.pk}"
+        images = reverse("admin:batches_image_changelist") + f"?job__id__exact={job.pk}"
+        return format_html('<a href="{}">All units of job {} →</a> · <a href="{}">All {} images →</a> '
+                           '<span class="help">(the lists below show the first {})</span>',
+                           units, job.pk, images, job.images_done, INLINE_ROWS)
 
     # --- columns -------------------------------------------------------------------------------
     @admin.display(description="job", ordering="name")
@@ -205,9 +224,9 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="speed")
     def rate(self, job: Job) -> str:
-        eta = job.eta()
-        text = f"{job.images_per_minute():.1f} images/min"
-        return text + (f", about {int(eta.total_seconds())} s left" if eta else "")
+        rate = rate_for(job=job)
+        text = f"{rate.images_per_minute:.1f} images/min"
+        return text + (f", about {int(rate.eta.total_seconds())} s left" if rate.eta else "") + f" (based on {rate.based_on})"
 
     @admin.display(description="output folder")
     def output_folder(self, job: Job) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from batches.services.stats import node_rates
+from batches.services.rates import rate_for
 from batches.models import QueueControl, WorkerNode
 from batches.services import control
 
@@ -30,7 +30,8 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 
     @admin.display(description="images/min (10 min)")
     def images_per_minute(self, node: WorkerNode) -> str:
-        return f"{node_rates().get(node.name, 0.0):.1f}"
+        rate = rate_for(node=node.name)
+        return f"{rate.images_per_minute:.1f} (based on {rate.based_on})"
 
     @admin.display(description="VRAM free")
     def vram_free_gb(self, node: WorkerNode) -> str:

@@ -161,6 +161,7 @@ class EventStream:
         data: dict[str, Any] = {"event": kind, "bytes": len(raw)}
         if kind == _BINARY_PREVIEW_IMAGE and len(raw) >= 8:
             data["image_type"] = _PREVIEW_FORMATS.get(struct.unpack(">I", raw[4:8])[0])
+            data["image"] = raw[8:]
             if self._running:  # legacy previews carry no prompt id; only our running prompt sends them
                 data["prompt_id"] = self._running
             return Event("preview", data)
@@ -172,6 +173,7 @@ class EventStream:
                 meta = {}
             if isinstance(meta, dict):
                 data.update({k: meta[k] for k in ("prompt_id", "node_id", "image_type") if k in meta})
+            data["image"] = raw[8 + size:]
             return Event("preview", data)
         if kind == _BINARY_TEXT and len(raw) >= 8:
             size = struct.unpack(">I", raw[4:8])[0]
@@ -231,6 +233,12 @@ class EventStream:
             buffer = self._buffers[prompt_id] = deque(maxlen=_MAX_EVENTS_PER_PROMPT)
             while len(self._buffers) > _MAX_BUFFERED_PROMPTS:
                 self._buffers.popitem(last=False)
+        if event.type == "preview":
+            # Only the newest preview is worth keeping for a later wait; each holds a whole JPEG.
+            for i in range(len(buffer) - 1, -1, -1):
+                if buffer[i].type == "preview":
+                    del buffer[i]
+                    break
         buffer.append(event)
 
     def _forget(self, prompt_id: str) -> None:

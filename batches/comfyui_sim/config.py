@@ -30,6 +30,9 @@ class SimConfig:
     vram_gb: float = 119.0  # fake device total reported in /system_stats, and the OOM limit
     model_load_ms: float = 0.0  # paid when a sampler runs a checkpoint other than the loaded one
     node_ms: float = 0.0  # wall time of every non-sampler node (VAEDecode, SaveImage, loaders, ...)
+    # --preview-method: "none" (ComfyUI's default) sends no previews; anything else sends a small
+    # JPEG binary frame after every sampler step, as latent2rgb/taesd previews do.
+    preview_method: str = "none"
 
     @property
     def vram_bytes(self) -> int:

@@ -22,6 +22,7 @@ from .config import MODEL_WEIGHTS_GB, SimConfig, vram_needed_gb
 from .files import Folders
 from .graph import DependencyCycleError, ExecutionList, get_input_info, is_link, signatures
 from .nodes import Catalog, NodeDef, SimModel
+from .previews import preview_jpeg
 from .prompt_queue import ExecutionStatus, PromptQueue
 from .validation import full_type_name
 
@@ -48,6 +49,8 @@ class MessageSink(Protocol):
     last_node_id: str | None
 
     def send_sync(self, event: str, data: dict, sid: str | None = None) -> None: ...
+
+    def send_preview(self, image: bytes, metadata: dict, sid: str | None = None) -> None: ...
 
 
 @dataclass
@@ -169,6 +172,12 @@ class PromptExecutor:
         progress.update(node_id, value, total)
         self.server.send_sync("progress", {"value": value, "max": total, "prompt_id": prompt_id, "node": node_id},
                               self.server.client_id)
+        if self.config.preview_method != "none":
+            # latent_preview: one JPEG per step, after the progress message, to the prompt's client.
+            self.server.send_preview(preview_jpeg(value, total),
+                                     {"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id,
+                                      "parent_node_id": None, "real_node_id": node_id, "image_type": "image/jpeg"},
+                                     self.server.client_id)
 
     def handle_execution_error(self, prompt_id: str, prompt: dict, current_outputs: list[str], executed: list[str],
                                error: dict, ex: Exception) -> None:

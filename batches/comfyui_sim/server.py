@@ -23,10 +23,12 @@ from .config import SimConfig
 from .executor import PromptExecutor, Stats, start_worker
 from .files import Folders
 from .nodes import Catalog, build_registry
+from .previews import preview_frame
 from .prompt_queue import PromptQueue
 
 log = logging.getLogger("batches.comfyui_sim")
 
+_PREVIEW = object()  # the publish queue's marker for a binary preview frame
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": 104857600}
 
 
@@ -58,8 +60,22 @@ class PromptServer:
             return
         self.loop.call_soon_threadsafe(self.messages.put_nowait, (event, data, sid))
 
+    def send_preview(self, image: bytes, metadata: dict, sid: str | None = None) -> None:
+        """A binary preview frame, in order with the text messages (ComfyUI queues both alike)."""
+        self.send_sync(_PREVIEW, {"image": image, "metadata": metadata}, sid)
+
     def queue_updated(self) -> None:
         self.send_sync("status", {"status": self.get_queue_info()})
+
+    async def send_bytes(self, image: bytes, metadata: dict, sid: str | None) -> None:
+        targets = list(self.sockets.items()) if sid is None else [(sid, self.sockets[sid])] if sid in self.sockets else []
+        for target, ws in targets:
+            flags = self.sockets_metadata.get(target, {}).get("feature_flags", {})
+            frame = preview_frame(image, metadata, with_metadata=bool(flags.get("supports_preview_metadata")))
+            try:
+                await ws.send_bytes(frame)
+            except (aiohttp.ClientError, ConnectionError, RuntimeError) as err:
+                log.warning("send error: %s", err)
 
     async def send_json(self, event: str, data: dict, sid: str | None = None) -> None:
         message = {"type": event, "data": data}
@@ -75,7 +91,10 @@ class PromptServer:
         while True:
             event, data, sid = await self.messages.get()
             try:
-                await self.send_json(event, data, sid)
+                if event is _PREVIEW:
+                    await self.send_bytes(data["image"], data["metadata"], sid)
+                else:
+                    await self.send_json(event, data, sid)
             except Exception:  # keep publishing whatever one bad message did
                 log.exception("could not publish %s", event)
 

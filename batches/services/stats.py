@@ -9,16 +9,12 @@ from django.db.models import Avg, Count, Sum
 from django.utils import timezone
 
 from batches.models import Image, Job, Unit, WorkerNode
+from batches.services.rates import RateSnapshot, rate_for  # the one definition of images/min and ETA
 
 
 def queue_statistics(*, window_minutes: int = 10) -> dict:
-    now = timezone.now()
-    since = now - timedelta(minutes=window_minutes)
-    recent = Image.objects.filter(created_at__gte=since).count()
-    first_recent = (
-        Image.objects.filter(created_at__gte=since).order_by("created_at").values_list("created_at", flat=True).first()
-    )
-    span = max((now - first_recent).total_seconds(), 60.0) if first_recent else window_minutes * 60.0
+    rates = RateSnapshot(window=timedelta(minutes=window_minutes))
+    queue_rate = rates.queue()
     last_times = list(
         Image.objects.order_by("-id").values_list("generation_time", flat=True)[:100]
     )
@@ -37,7 +33,8 @@ def queue_statistics(*, window_minutes: int = 10) -> dict:
     job_counts = dict(Job.objects.values_list("status").annotate(n=Count("id")))
     pending_images = Unit.objects.filter(status__in=Unit.OPEN).aggregate(n=Sum("batch_size"))["n"] or 0
     return {
-        "throughput_per_minute": round(recent * 60.0 / span, 2) if recent else 0.0,
+        "throughput_per_minute": round(queue_rate.images_per_minute, 2),
+        "rate": queue_rate.as_dict(),
         "images_total": Image.objects.count(),
         "generation_times": last_times,
         "average_generation_time": round(sum(last_times) / len(last_times), 3) if last_times else None,
@@ -48,7 +45,7 @@ def queue_statistics(*, window_minutes: int = 10) -> dict:
         "running_jobs": job_counts.get(Job.Status.RUNNING, 0),
         "jobs_by_status": job_counts,
         "units_failed": Unit.objects.filter(status=Unit.Status.FAILED).count(),
-        "nodes": node_statistics(window=timedelta(minutes=window_minutes)),
+        "nodes": node_statistics(rates=rates),
     }
 
 
@@ -56,25 +53,26 @@ NODE_RATE_WINDOW = timedelta(minutes=10)
 
 
 def node_rates(*, window: timedelta = NODE_RATE_WINDOW) -> dict[str, float]:
-    """Images per minute made by each GPU node over the last `window`."""
-    since = timezone.now() - window
-    minutes = window.total_seconds() / 60
-    counts = Image.objects.filter(created_at__gte=since).values_list("node").annotate(n=Count("id"))
-    return {node: n / minutes for node, n in counts}
+    """Images per minute of each GPU node (services/rates: recent throughput)."""
+    rates = RateSnapshot(window=window)
+    return {name: rates.node(name).images_per_minute
+            for name in WorkerNode.objects.values_list("name", flat=True)}
 
 
-def node_statistics(*, window: timedelta = NODE_RATE_WINDOW) -> list[dict]:
+def node_statistics(*, rates: RateSnapshot | None = None) -> list[dict]:
     """Each GPU node: ComfyUI URL and health, VRAM, the unit it runs, recent images/min, heartbeat."""
-    rates = node_rates(window=window)
+    rates = rates or RateSnapshot()
     nodes = []
     for node in WorkerNode.objects.select_related("current_unit").order_by("name"):
         unit = node.current_unit
+        rate = rates.node(node.name)
         nodes.append({
             "name": node.name, "comfyui_url": node.comfyui_url, "comfyui_ok": node.comfyui_ok,
             "unreachable_since": node.unreachable_since, "last_error": node.last_error,
             "heartbeat_at": node.heartbeat_at, "vram_total": node.vram_total, "vram_free": node.vram_free,
             "images_made": node.images_made,
-            "images_per_minute": round(rates.get(node.name, 0.0), 2),
+            "images_per_minute": round(rate.images_per_minute, 2),
+            "eta_seconds": rate.eta_seconds, "rate_based_on": rate.based_on,
             "current_unit": ({"job": unit.job_id, "index": unit.index, "status": unit.status}
                              if unit and unit.status in Unit.IN_FLIGHT else None),
         })
@@ -82,7 +80,7 @@ def node_statistics(*, window: timedelta = NODE_RATE_WINDOW) -> list[dict]:
 
 
 def job_statistics(job: Job) -> dict:
-    eta = job.eta()
+    rate = rate_for(job=job)
     return {
         "job_id": job.pk,
         "status": job.status,
@@ -90,8 +88,9 @@ def job_statistics(job: Job) -> dict:
         "images_planned": job.images_planned,
         "images_done": job.images_done,
         "images_failed": job.images_failed,
-        "images_per_minute": round(job.images_per_minute(), 2),
-        "eta_seconds": round(eta.total_seconds(), 1) if eta else None,
+        "images_per_minute": round(rate.images_per_minute, 2),
+        "eta_seconds": rate.eta_seconds,
+        "rate_based_on": rate.based_on,
     }
 
 

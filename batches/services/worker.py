@@ -36,7 +36,7 @@ from batches.comfyui import (
     EventStream,
 )
 from batches.models import Job, QueueControl, Unit, WorkerNode
-from batches.services import reclaim, recording, stopping
+from batches.services import previews, reclaim, recording, stopping
 from batches.services.events import in_one_frame, publish
 
 log = logging.getLogger("batches.worker")
@@ -84,6 +84,7 @@ class GpuWorker:
         self._last_beat = 0.0
         self._last_vram = 0.0
         self._last_sign = 0.0
+        self._previews = previews.PreviewThrottle()
 
     # --- the loop ------------------------------------------------------------------------------
     def drain(self) -> int:
@@ -272,6 +273,12 @@ class GpuWorker:
                 unit.mark_progress(value, maximum)
                 publish("progress", job_id=unit.job_id, unit=unit.pk, index=unit.index,
                         value=value, max=maximum)
+        elif event.type == "preview" and event.data.get("image"):
+            # Throttled and never blocking: at most two a second, a small file replaced in place.
+            if self._previews.take(unit.pk, time.monotonic()) and previews.store_preview(
+                    unit_id=unit.pk, image=event.data["image"]):
+                publish("preview", job_id=unit.job_id, unit=unit.pk, index=unit.index, node=self.node_name,
+                        url=previews.preview_url(job_id=unit.job_id, unit_id=unit.pk, seq=self._previews.seq))
 
     def _finish(self, unit: Unit, entry) -> None:
         try:
@@ -385,6 +392,7 @@ class GpuWorker:
 
     # --- outcomes ------------------------------------------------------------------------------
     def _drop(self, unit: Unit) -> None:
+        previews.discard_preview(unit.pk)
         try:
             self.inflight.remove(unit)
         except ValueError:

@@ -74,3 +74,25 @@ def ago(value) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def preview_url(unit) -> str:
+    """The running unit's latest live preview ("" before the first one)."""
+    from batches.services.previews import current_url
+
+    return current_url(unit) if unit else ""
+
+
+@register.filter
+def images_left(job) -> int:
+    """Images a job has still to make (what cancelling it gives up)."""
+    return max(0, job.images_planned - job.images_done - job.images_failed)
+
+
+@register.filter
+def minus(value, other) -> int:
+    try:
+        return max(0, int(value) - int(other))
+    except (TypeError, ValueError):
+        return 0

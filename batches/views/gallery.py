@@ -36,6 +36,12 @@ def gallery(request: HttpRequest) -> HttpResponse:
         except reviews.ReviewError as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain")
         return render(request, "batches/_gallery_grid.html", {"images": reviews.images_with_ids(ids)})
+    if request.GET.get("partial") and before and filters.sort != "seam":
+        # Continuous scrolling: the next keyset page of older tiles; X-Older is the cursor after it.
+        page = reviews.gallery_page(filters, before=before)
+        response = render(request, "batches/_gallery_grid.html", {"images": page.images})
+        response["X-Older"] = str(page.older or "")
+        return response
     if request.GET.get("partial"):
         images, more = reviews.images_newer_than(filters, after or 0)
         response = render(request, "batches/_gallery_grid.html", {"images": images})

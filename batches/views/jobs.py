@@ -6,7 +6,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -14,10 +14,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from batches.forms import JobForm, RefinishForm, initial_from_job
 from batches.models import Job, Priority, Unit, WorkerNode
 from batches.numbers import NumberError, parse_id
-from batches.services import control, finishing, sheets
+from batches.services import control, finishing, previews, sheets
 from batches.services.finishing.pages import job_summary
 from batches.services.outputs import job_parameters
 from batches.services.quotas import QuotaError
+from batches.services.rates import rate_for
 from batches.views.access import can_change, get_job_for_user
 from batches.views.queue import latest_event_id
 from batches.views.responses import action_done
@@ -76,6 +77,7 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
         # Sent back with retry and requeue: a double click on the same drawing acts once.
         "request_id": uuid.uuid4().hex,
         "finishing": finishing.is_finishing(job),
+        "job_rate": rate_for(job=job),
     }
 
 
@@ -119,6 +121,21 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         since=latest_event_id(),
     )
     return render(request, "batches/job_detail.html", ctx)
+
+
+@login_required
+@require_safe
+def unit_preview(request: HttpRequest, job_id: int, unit_id: int) -> HttpResponse:
+    """The running unit's latest live preview (404 once the unit is done: its images show instead)."""
+    job = get_job_for_user(request, job_id)
+    if not job.units.filter(pk=unit_id).exists():
+        raise Http404("no such unit in this job")
+    data = previews.latest_preview(unit_id)
+    if data is None:
+        raise Http404("no preview for this unit")
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=60"  # each preview has its own ?v=
+    return response
 
 
 def _job_url(job: Job) -> str:

@@ -5,15 +5,15 @@ from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models import Case, Count, IntegerField, Sum, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
-from batches.models import Event, Image, Job, QueueControl, Unit, WorkerNode
+from batches.models import Event, Job, QueueControl, Unit, WorkerNode
 from batches.services import control
-from batches.services.stats import node_rates
+from batches.services.rates import RateSnapshot
 from batches.views.access import can_change
 from batches.views.responses import action_done
 
@@ -34,8 +34,9 @@ def latest_event_id() -> int:
     return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def active_jobs(user) -> tuple[list[Job], int]:
+def active_jobs(user, *, rates: RateSnapshot | None = None) -> tuple[list[Job], int]:
     """Running jobs first, then queued ones in the order the workers will claim them."""
+    rates = rates or RateSnapshot()
     active = Job.objects.filter(status__in=Job.ACTIVE)
     # The page's rows first (an index walk), then unit counts for those rows only: counting units
     # for every job of a 10 000-job queue cost more than the rest of the page.
@@ -57,6 +58,7 @@ def active_jobs(user) -> tuple[list[Job], int]:
         job.units_total = units_total.get(job.pk, 0)
         job.running_unit = running.get(job.pk)
         job.user_can_change = can_change(user, job)
+        job.rate = rates.job(job) if job.status == Job.Status.RUNNING else None
     return jobs, max(0, total - len(jobs))
 
 
@@ -73,33 +75,20 @@ def recent_jobs(user) -> list[Job]:
     return jobs
 
 
-def recent_rate() -> float:
-    """Images per minute over the last 50 images, if they were made in the last ten minutes."""
+def worker_state(user, *, rates: RateSnapshot | None = None) -> dict:
     now = timezone.now()
-    times = list(Image.objects.order_by("-id").values_list("created_at", flat=True)[:50])
-    if len(times) < 2 or now - times[0] > timedelta(minutes=10):
-        return 0.0
-    span = (times[0] - times[-1]).total_seconds()
-    return (len(times) - 1) * 60.0 / span if span > 0 else 0.0
-
-
-def worker_state(user) -> dict:
-    now = timezone.now()
+    rates = rates or RateSnapshot(now=now)
     control_row = QueueControl.objects.filter(pk=1).first()
     nodes = list(WorkerNode.objects.select_related("current_unit", "current_unit__job").order_by("name"))
-    rates = node_rates()
     for node in nodes:
-        node.images_per_minute = rates.get(node.name, 0.0)
+        node.rate = rates.node(node.name)
+        node.images_per_minute = node.rate.images_per_minute
         unit = node.current_unit
         node.busy_unit = unit if unit is not None and unit.status in Unit.IN_FLIGHT else None
         node.stale = bool(node.heartbeat_at and node.busy_unit and now - node.heartbeat_at > STALE_HEARTBEAT)
-    remaining = sum(
-        max(0, planned - done - failed)
-        for planned, done, failed in Job.objects.filter(status__in=Job.ACTIVE)
-        .values_list("images_planned", "images_done", "images_failed")
-    )
+    queue_rate = rates.queue()
+    remaining = queue_rate.images_left
     paused = bool(control_row and control_row.paused)
-    rate = recent_rate()
     queued = Job.objects.filter(status=Job.Status.QUEUED)
     # The nodes serving the queue: those that checked in lately (all of them when none has).
     # When every one of them has lost its ComfyUI nothing is being made: the recent rate is
@@ -114,22 +103,25 @@ def worker_state(user) -> dict:
         "unreachable": [n for n in nodes if not n.comfyui_ok],
         "busy": any(n.busy_unit for n in nodes),
         "images_remaining": remaining,
-        "rate": rate,
+        "rate": queue_rate.images_per_minute,
+        "rate_based_on": queue_rate.based_on,
         "comfyui_down": comfyui_down,
-        "queue_eta": (timedelta(minutes=remaining / rate)
-                      if rate > 0 and remaining and not paused and not comfyui_down else None),
+        "queue_eta": queue_rate.eta if not paused and not comfyui_down else None,
         "units_pending": Unit.objects.filter(status=Unit.Status.PENDING).count(),
         # What "cancel all queued" would touch for this user: everyone's for staff, else their own.
         "cancellable": queued.count() if user.is_staff else queued.filter(owner=user).count(),
+        "cancellable_images": (queued if user.is_staff else queued.filter(owner=user)).aggregate(
+            n=Sum("images_planned"))["n"] or 0,
     }
 
 
 def _context(request: HttpRequest, part: str | None = None) -> dict:
     ctx: dict = {}
+    rates = RateSnapshot()  # one snapshot: the header, the rows and the nodes show the same numbers
     if part in (None, "rows"):
-        ctx["jobs"], ctx["more_jobs"] = active_jobs(request.user)
+        ctx["jobs"], ctx["more_jobs"] = active_jobs(request.user, rates=rates)
     if part in (None, "worker"):
-        ctx["worker"] = worker_state(request.user)
+        ctx["worker"] = worker_state(request.user, rates=rates)
     if part in (None, "recent"):
         ctx["recent"] = recent_jobs(request.user)
     return ctx

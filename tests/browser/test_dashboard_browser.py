@@ -120,8 +120,8 @@ def test_an_artist_cancels_a_running_job_and_sees_it_cancelled(signed_in_page, s
     assert row.locator("[data-step-unit]").count() == 1
     shot(page, "queue-running")
 
-    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=f"Cancel job {job.pk}").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Cancel job").click()  # DGX.confirm's dialog
     page.wait_for_selector(f"#recent-rows [data-job='{job.pk}'] .status-cancelled")
     # The running rows and the finished rows are two partials refreshed side by side.
     page.wait_for_selector(f"#job-row-{job.pk}", state="detached", timeout=5_000)

@@ -121,6 +121,7 @@ def test_an_artist_views_sprites_and_refinishes_a_job_with_the_game_boy_palette(
     page.locator("#refinish-form select[name=palette]").select_option("gameboy")
     assert page.locator("#refinish-form input[name=colors]").is_disabled()
     page.locator("#refinish-submit").click()
+    page.locator("#confirm-dialog [data-confirm-ok]").click()  # re-finishing asks first (DGX.confirm)
     page.wait_for_selector(".toast-success:has-text('Re-finishing job')")
     wait_until(lambda: sprites_made(job, 1), timeout=45, message="the sprites made again")
     page.wait_for_function("() => { const h = document.querySelector('[data-partial=finish] [data-open]');"

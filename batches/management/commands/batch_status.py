@@ -10,6 +10,7 @@ from batches import cli
 from batches.models import Comparison, Job, QueueControl, WorkerNode
 from batches.numbers import NumberError, parse_id
 from batches.services import comparisons, finishing, outputs
+from batches.services.rates import RateSnapshot
 from batches.services.stats import queue_statistics
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -95,7 +96,12 @@ class Command(cli.CliCommand):
                         else self.statistics(data)), False
             jobs = self.jobs(all_jobs=options["all"], limit=options["limit"])
             if as_json:
-                data = {"jobs": [cli.job_payload(j) for j in jobs], "paused": QueueControl.is_paused()}
+                # One snapshot: the jobs, the queue and the nodes report the same rates as the pages.
+                rates = RateSnapshot()
+                data = {"jobs": [cli.job_payload(j, rates=rates) for j in jobs], "paused": QueueControl.is_paused(),
+                        "queue": rates.queue().as_dict(),
+                        "nodes": [{"name": name, **rates.node(name).as_dict()}
+                                  for name in WorkerNode.objects.order_by("name").values_list("name", flat=True)]}
                 return cli.to_json(data, indent=None if options["watch"] else 2), False
             return self.job_table(jobs, all_jobs=options["all"]), False
 
@@ -134,7 +140,8 @@ class Command(cli.CliCommand):
     def job_table(self, jobs: list[Job], *, all_jobs: bool) -> str:
         lines = []
         if jobs:
-            lines.append(cli.table(cli.TABLE_COLUMNS, [cli.job_row(j) for j in jobs]))
+            rates = RateSnapshot()
+            lines.append(cli.table(cli.TABLE_COLUMNS, [cli.job_row(j, rates=rates) for j in jobs]))
         else:
             lines.append("No jobs yet." if all_jobs else "No active jobs (--all shows finished jobs too).")
         counts = dict(Job.objects.filter(status__in=Job.ACTIVE).values_list("status").annotate(n=Count("id")))

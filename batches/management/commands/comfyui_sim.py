@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--model-load-ms", type=float, default=0.0,
                             help="extra delay when a sampler runs another checkpoint than the loaded one")
         parser.add_argument("--node-ms", type=float, default=0.0, help="wall time of each non-sampler node")
+        parser.add_argument("--preview-method", default="none", choices=("none", "auto", "latent2rgb", "taesd"),
+                            help="as ComfyUI's flag: anything but none sends a JPEG preview after every sampler step")
 
     def handle(self, *args, **options) -> None:
         for name in ("step_ms", "vram_gb", "model_load_ms", "node_ms"):
@@ -37,6 +39,7 @@ class Command(BaseCommand):
             output_directory=Path(options["output_directory"]).resolve(),
             checkpoints=split_names(options["checkpoints"]), loras=split_names(options["loras"]),
             vram_gb=options["vram_gb"], model_load_ms=options["model_load_ms"], node_ms=options["node_ms"],
+            preview_method=options["preview_method"],
         )
         try:
             asyncio.run(serve(config, self.stdout.write))

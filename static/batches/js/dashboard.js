@@ -4,8 +4,9 @@
  *   DGX.keys({n: fn, ...})             single-key shortcuts, ignored while typing
  *   DGX.duration(seconds), DGX.rate(startedIso, done)
  *   DGX.copyText(text)                 to the clipboard (a Promise); palette swatches use it on click
+ *   DGX.confirm(text, opts)            a <dialog> yes/no (a Promise); DGX.showPreview(unit, url)
  * Forms with data-enhance are POSTed with fetch (they work without JS too); data-confirm asks
- * first; a select with data-autosubmit submits its form on change. After an enhanced action the
+ * first, in the dialog; a select with data-autosubmit submits its form on change. After an enhanced action the
  * document receives a "dgx:action" event.
  */
 (function () {
@@ -15,6 +16,19 @@
 
   var toasts = function () { return document.getElementById("toasts"); };
 
+  /* The page makes room for the toasts (body.has-toasts pads by their height), so none covers content. */
+  function roomForToasts() {
+    var box = toasts();
+    var height = box ? box.getBoundingClientRect().height : 0;
+    document.body.classList.toggle("has-toasts", height > 0);
+    document.body.style.setProperty("--toasts-h", Math.ceil(height) + "px");
+  }
+  function expire(el, ms) {
+    setTimeout(function () {
+      el.classList.add("toast-out");
+      setTimeout(function () { el.remove(); roomForToasts(); }, 400);
+    }, ms);
+  }
   DGX.toast = function (text, kind) {
     var box = toasts();
     if (!box || !text) return;
@@ -23,14 +37,19 @@
     el.setAttribute("role", kind === "error" ? "alert" : "status");
     el.textContent = text;
     box.appendChild(el);
-    setTimeout(function () { el.classList.add("toast-out"); setTimeout(function () { el.remove(); }, 400); }, 5000);
+    roomForToasts();
+    expire(el, 5000);
   };
   document.addEventListener("DOMContentLoaded", function () {
     var box = toasts();
     if (!box) return;
-    Array.prototype.forEach.call(box.children, function (el) {
-      setTimeout(function () { el.classList.add("toast-out"); setTimeout(function () { el.remove(); }, 400); }, 6000);
-    });
+    Array.prototype.forEach.call(box.children, function (el) { expire(el, 6000); });
+    roomForToasts();
+    try {
+      var carried = JSON.parse(sessionStorage.getItem("dgx.toast") || "null");
+      sessionStorage.removeItem("dgx.toast");
+      if (carried && carried.text) DGX.toast(carried.text, carried.kind);
+    } catch (e) { /* private mode */ }
   });
 
   DGX.duration = function (seconds) {
@@ -78,10 +97,13 @@
     DGX.setRate(el);
   };
 
+  /* The server's rate (data-rate, from services/rates.py: the recent throughput of the nodes doing
+   * the work) when the element carries one; the ETA is images left / rate, as on the server. */
   DGX.setRate = function (el) {
     var active = el.dataset.status === "running" || el.dataset.status === "queued";
     var done = Number(el.dataset.done) || 0, failed = Number(el.dataset.failed) || 0;
-    var rate = DGX.rate(el.dataset.started, done);
+    var rate = el.dataset.rate !== undefined && el.dataset.rate !== "" ? Number(el.dataset.rate) || 0
+      : DGX.rate(el.dataset.started, done);
     setField(el, "rate", rate > 0 ? rate.toFixed(1) : "—");
     var left = (Number(el.dataset.planned) || 0) - done - failed;
     setField(el, "eta", active && rate > 0 ? DGX.duration((left / rate) * 60) : "—");
@@ -98,6 +120,35 @@
       if (bar) bar.style.width = (max ? Math.min(100, (100 * value) / max) : 0).toFixed(1) + "%";
       var pb = el.querySelector('[role="progressbar"]');
       if (pb) { pb.setAttribute("aria-valuenow", value); pb.setAttribute("aria-valuemax", max); }
+    });
+    return found;
+  };
+
+  /* Live preview of a running unit: only the latest frame is fetched; a preview that arrives
+   * while one is still loading replaces the waiting one, so a slow page never queues frames.
+   * False when no element shows that unit. */
+  function loadPreview(img, url) {
+    img.dataset.loading = "1";
+    var probe = new Image();
+    var done = function () {
+      delete img.dataset.loading;
+      var next = img.dataset.next;
+      if (next) { delete img.dataset.next; loadPreview(img, next); }
+    };
+    probe.onload = function () {
+      img.src = url;
+      var holder = img.closest(".live-preview");
+      if (holder) holder.hidden = false;
+      done();
+    };
+    probe.onerror = done;  // the unit finished meanwhile: its images show instead
+    probe.src = url;
+  }
+  DGX.showPreview = function (unitId, url) {
+    var found = false;
+    document.querySelectorAll('img[data-preview-unit="' + unitId + '"]').forEach(function (img) {
+      found = true;
+      if (img.dataset.loading) img.dataset.next = url; else loadPreview(img, url);
     });
     return found;
   };
@@ -155,13 +206,74 @@
     return Date.now().toString(36) + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
   };
 
+  /* DGX.confirm(text, {ok: "Requeue", danger: true}) -> Promise<boolean>: one <dialog> for every
+   * action that queues or discards work. Forms ask through data-confirm (and data-confirm-ok for
+   * the button's label); without JS they submit straight away. */
+  var dialog = null;
+  function confirmDialog() {
+    if (dialog) return dialog;
+    dialog = document.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    dialog.id = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-dialog-text");
+    dialog.innerHTML = '<form method="dialog"><p id="confirm-dialog-text"></p><div class="confirm-buttons">' +
+      '<button type="submit" value="cancel" class="btn" data-confirm-cancel>Cancel</button>' +
+      '<button type="submit" value="ok" class="btn btn-primary" data-confirm-ok>OK</button></div></form>';
+    document.body.appendChild(dialog);
+    return dialog;
+  }
+  DGX.confirm = function (text, opts) {
+    opts = opts || {};
+    var d = confirmDialog();
+    if (typeof d.showModal !== "function") return Promise.resolve(window.confirm(text));
+    d.querySelector("#confirm-dialog-text").textContent = text;
+    var ok = d.querySelector("[data-confirm-ok]");
+    ok.textContent = opts.ok || "OK";
+    ok.className = "btn " + (opts.danger ? "btn-danger" : "btn-primary");
+    d.returnValue = "";
+    return new Promise(function (resolve) {
+      d.addEventListener("close", function onClose() {
+        d.removeEventListener("close", onClose);
+        resolve(d.returnValue === "ok");
+      });
+      d.showModal();
+      d.querySelector("[data-confirm-cancel]").focus();  // Enter must not queue work by accident
+    });
+  };
+
   // Confirmations (with or without enhancement).
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) return;
-    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
+    if (form.dataset.confirm) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      var submitter = event.submitter;
+      DGX.confirm(form.dataset.confirm, { ok: form.dataset.confirmOk, danger: form.hasAttribute("data-confirm-danger") })
+        .then(function (yes) {
+          if (!yes) return;
+          // A live refresh may have redrawn the form while the dialog was open: FormData still
+          // reads the detached one, so an enhanced form is sent as it was asked about.
+          if (form.hasAttribute("data-enhance")) { send(form); return; }
+          if (!form.isConnected) { form.hidden = true; document.body.appendChild(form); }
+          // Submit again without the question (requestSubmit dispatches synchronously), so neither
+          // this handler nor a page's own handler asks twice.
+          var text = form.dataset.confirm;
+          delete form.dataset.confirm;
+          try {
+            if (form.requestSubmit) form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+            else form.submit();
+          } finally { form.dataset.confirm = text; }
+        });
+      return;
+    }
     if (!form.hasAttribute("data-enhance")) return;
     event.preventDefault();
+    send(form);
+  }, true);
+
+  /* POST an enhanced form with fetch; toast the answer, follow a redirect, announce dgx:action. */
+  function send(form) {
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
     fetch(form.action, {
@@ -177,7 +289,12 @@
       // answered, a later press of the same button is a new request.
       var rid = form.querySelector('input[name="request_id"]');
       if (rid) rid.value = DGX.requestId();
-      if (data.redirect) { location.href = data.redirect; return; }
+      if (data.redirect) {
+        // The message is said on the page we go to (a requeue opens the new job).
+        try { sessionStorage.setItem("dgx.toast", JSON.stringify({ text: data.message, kind: data.ok ? "success" : "error" })); } catch (e) { /* private mode */ }
+        location.href = data.redirect;
+        return;
+      }
       DGX.toast(data.message, data.ok ? "success" : "error");
       document.dispatchEvent(new CustomEvent("dgx:action", { detail: { form: form, data: data } }));
     }).catch(function () {
@@ -185,7 +302,7 @@
     }).finally(function () {
       buttons.forEach(function (b) { b.disabled = false; });
     });
-  }, true);
+  }
 
   /* Palette swatches (.swatch[data-hex]) copy their colour when clicked. */
   DGX.copyText = function (value) {

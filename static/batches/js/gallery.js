@@ -8,6 +8,7 @@
  *   x              select / unselect (bulk actions, zip)   ?     keyboard help
  *   o              sprite / original (tiles and viewer; remembered)   + -   sprite zoom 1x..16x
  *   t              tile 3x3 (viewer; images with a seam score)
+ *   wheel, drag    zoom at the cursor, pan (viewer; pixelview.js)   shift + arrows pan, b background
  *
  * Sprite view: a tile shows its sprite at the largest whole scale that fits (pixelated), or the
  * original with a "finishing…" badge until the sprite exists; sprite events redraw tiles live.
@@ -230,13 +231,20 @@
     event.preventDefault();
     if (button && button.hasAttribute("data-refinish")) {
       var chosen = Array.from(selection);
-      post(button.formAction, {
+      var n = chosen.length;
+      var fields = {
         ids: chosen.join(","), palette: refinishPalette ? refinishPalette.value : "",
         colors: refinishColors && !refinishColors.disabled ? refinishColors.value : "",
-      }).then(function (data) {
-        toast(data.message, "success");
-        refreshLater(chosen);
-      }).catch(function (err) { toast(err.message, "error"); });
+      };
+      // Re-finishing queues sprite work and replaces the current sprites: ask first, with the count.
+      DGX.confirm("Re-finish " + n + " selected image" + (n === 1 ? "" : "s") + "? Their current sprites are replaced.",
+                  { ok: "Re-finish " + n + " image" + (n === 1 ? "" : "s") }).then(function (yes) {
+        if (!yes) return;
+        post(button.formAction, fields).then(function (data) {
+          toast(data.message, "success");
+          refreshLater(chosen);
+        }).catch(function (err) { toast(err.message, "error"); });
+      });
       return;
     }
     var action = button ? button.value : "";
@@ -357,6 +365,7 @@
     else if (t.dataset.zoom !== undefined) viewer.zoom(Number(t.dataset.zoom));
     else if (t.hasAttribute("data-grid-toggle")) viewer.toggleGrid();
     else if (t.hasAttribute("data-tile-toggle")) viewer.toggleTile();
+    else if (t.hasAttribute("data-bg-toggle")) viewer.toggleBackground();
     else if (t.dataset.view) setView(t.dataset.view);
     else if (t.dataset.review) review(current, t.dataset.review, false);
     else if (t.hasAttribute("data-star")) star(current);
@@ -379,6 +388,8 @@
       if (!help.hidden) showHelp(false); else if (inViewer) closeViewer(); else handled = false;
     } else if (key === "?") {
       showHelp(help.hidden);
+    } else if (inViewer && ((event.shiftKey && key.indexOf("Arrow") === 0) || key === "b" || key === "B")) {
+      viewer.key(event);  // shift + arrows pan the zoomed image (plain arrows move), b background
     } else if (key === "ArrowRight" || key === "j") {
       move(1);
     } else if (key === "ArrowLeft" || key === "k") {
@@ -490,6 +501,82 @@
       },
       onOpen: function (reconnected) { if (reconnected && grid.dataset.live === "1") fetchNewer(); },
     });
+  }
+
+  /* --- thumbnail size: S/M/L, remembered ------------------------------------------------------ */
+  function setTileSize(size) {
+    size = ["s", "m", "l"].indexOf(size) >= 0 ? size : "m";
+    grid.classList.remove("tiles-s", "tiles-m", "tiles-l");
+    grid.classList.add("tiles-" + size);
+    document.querySelectorAll("[data-tile-size]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.tileSize === size));
+    });
+    try { localStorage.setItem("dgx.galleryTileSize", size); } catch (e) { /* private mode */ }
+    tiles().forEach(scaleTile);
+  }
+  document.querySelectorAll("[data-tile-size]").forEach(function (b) {
+    b.addEventListener("click", function () { setTileSize(b.dataset.tileSize); });
+  });
+  var sizeSwitch = document.querySelector(".tile-size-switch");
+  if (sizeSwitch) sizeSwitch.hidden = false;
+  try { setTileSize(localStorage.getItem("dgx.galleryTileSize") || "m"); } catch (e) { setTileSize("m"); }
+
+  /* --- continuous loading: the next keyset page when the end of the grid comes into view -------
+   * The server's first render and its "Older" link stay (they work without JS); the link's cursor
+   * moves on with every page appended, so a reload or a middle click still lands in the right place. */
+  var olderLink = document.getElementById("older-link");
+  var moreNote = document.getElementById("more-note");
+  var loadingOlder = false;
+  function olderCursor() { return olderLink ? new URL(olderLink.href, location.href).searchParams.get("before") : ""; }
+  function loadOlder() {
+    var cursor = olderCursor();
+    if (loadingOlder || !cursor) return;
+    loadingOlder = true;
+    if (moreNote) { moreNote.hidden = false; moreNote.textContent = "Loading older sprites…"; }
+    fetch(grid.dataset.partial + "&before=" + encodeURIComponent(cursor), {
+      credentials: "same-origin", headers: { "X-Requested-With": "fetch" },
+    }).then(function (r) {
+      if (!r.ok) throw new Error(r.status);
+      var next = r.headers.get("X-Older") || "";
+      return r.text().then(function (html) { return { html: html, next: next }; });
+    }).then(function (page) {
+      var holder = document.createElement("div");
+      holder.innerHTML = page.html;
+      var fresh = Array.prototype.slice.call(holder.querySelectorAll(".gtile")).filter(function (t) { return !tileById(t.dataset.id); });
+      var frag = document.createDocumentFragment();
+      fresh.forEach(function (t) { paintSelection(t); frag.appendChild(t); });
+      grid.appendChild(frag);
+      fresh.forEach(applyTile);
+      if (page.next) {
+        var url = new URL(olderLink.href, location.href);
+        url.searchParams.set("before", page.next);
+        olderLink.href = url.pathname + url.search;
+        grid.dataset.older = url.search;
+        if (moreNote) moreNote.hidden = true;
+      } else {
+        olderLink.remove();
+        olderLink = null;
+        grid.dataset.older = "";
+        if (moreNote) { moreNote.hidden = false; moreNote.textContent = "That is every sprite."; }
+      }
+    }).catch(function () {
+      if (moreNote) { moreNote.hidden = false; moreNote.textContent = "Could not load older sprites; use the Older link."; }
+    }).finally(function () {
+      loadingOlder = false;
+      // A short page may leave the sentinel in view: the observer does not fire again by itself.
+      if (olderLink && sentinelVisible()) setTimeout(loadOlder, 50);
+    });
+  }
+  var sentinel = document.querySelector(".rv-pager");
+  function sentinelVisible() {
+    if (!sentinel) return false;
+    var box = sentinel.getBoundingClientRect();
+    return box.top < window.innerHeight + 400;
+  }
+  if (sentinel && olderLink && "IntersectionObserver" in window) {
+    new IntersectionObserver(function (entries) {
+      if (entries.some(function (e) { return e.isIntersecting; })) loadOlder();
+    }, { rootMargin: "0px 0px 400px 0px" }).observe(sentinel);
   }
 
   /* --- start ---------------------------------------------------------------------------------- */

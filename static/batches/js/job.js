@@ -60,12 +60,14 @@
       DGX.setProgress(card(), { done: d.images_done, failed: d.images_failed, planned: d.images_planned });
       DGX.setField(document, "done", d.images_done);
     },
+    // The running unit's latest preview; an unknown unit is drawn by the state refresh its progress asks for.
+    preview: function (d) { DGX.showPreview(d.unit, d.url); },
     // Sprites: the finish card's counts move without a reload (one query per refresh, coalesced).
     sprites_queued: function () { parts.refresh("finish"); },
     sprite_ready: function () { parts.refresh("finish"); },
     sprite_failed: function () { parts.refresh("finish"); },
     "*": function (d, m) {
-      if (["progress", "image_saved", "job_progress", "sprites_queued", "sprite_ready", "sprite_failed"].indexOf(m.kind) < 0) {
+      if (["progress", "preview", "image_saved", "job_progress", "sprites_queued", "sprite_ready", "sprite_failed"].indexOf(m.kind) < 0) {
         parts.refresh("state");
       }
     },

@@ -114,7 +114,7 @@
       " = " + images + (hasFile ? "+" : "") + " image" + (images === 1 ? "" : "s") + " in " + units + (hasFile ? "+" : "") +
       " unit" + (units === 1 ? "" : "s") + " of up to " + batch;
     var d = defaults[profile.value];
-    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at the profile's expected rate";
+    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at " + d.ipm.toFixed(1) + " img/min (based on " + (d.ipm_basis || "the profile's expected rate") + ")";
     summary.textContent = text + ".";
   }
 
@@ -157,7 +157,7 @@
       " = " + cells + " cell" + (cells === 1 ? "" : "s") + " × " + perCell + " image" + (perCell === 1 ? "" : "s") +
       " = " + images + " image" + (images === 1 ? "" : "s");
     var d = defaults[profile.value];
-    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at the profile's expected rate";
+    if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at " + d.ipm.toFixed(1) + " img/min (based on " + (d.ipm_basis || "the profile's expected rate") + ")";
     var over = cells > maxCells;
     if (over) text += ". Too many: the limit is " + maxCells + " cells; drop a value or an axis";
     compareSummary.textContent = text + ".";

@@ -23,6 +23,7 @@
         parts.refresh("rows", "worker");
       }
     },
+    preview: function (d) { DGX.showPreview(d.unit, d.url); },
     image_saved: function (d, m) {
       var r = row(m.job);
       if (r) DGX.setProgress(r, { done: (Number(r.dataset.done) || 0) + 1 });
