@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from batches.models import Image, Job
 from batches.numbers import NumberError, parse_id
+from batches.services.keyset import keyset_page
 
 PAGE_SIZE = 50
 THUMBS_PER_JOB = 4
@@ -124,26 +125,9 @@ def history_page(filters: HistoryFilters, *, before: int | None = None, after: i
                  size: int | None = None) -> HistoryPage:
     """One page of jobs, newest first, by keyset on id, each with its first four thumbnails."""
     size = size or PAGE_SIZE
-    jobs = history_queryset(filters)
-    rows: list[dict] | None = None
-    older = newer = None
-    if after is not None:
-        upward = list(jobs.filter(id__gt=after).order_by("id").values(*ROW_FIELDS)[: size + 1])
-        if len(upward) > size:
-            rows = upward[:size][::-1]
-            newer = rows[0]["id"]
-            older = rows[-1]["id"] if jobs.filter(id__lt=rows[-1]["id"]).exists() else None
-        else:
-            before = None  # reached the newest jobs: show the first page
-    if rows is None:
-        start = jobs if before is None else jobs.filter(id__lt=before)
-        found = list(start.order_by("-id").values(*ROW_FIELDS)[: size + 1])
-        older = found[size - 1]["id"] if len(found) > size else None
-        rows = found[:size]
-        if before is not None and rows and jobs.filter(id__gt=rows[0]["id"]).exists():
-            newer = rows[0]["id"]
-        elif before is not None and not rows:
-            newer = before  # past the end: offer the way back
+    page = keyset_page(history_queryset(filters), before=before, after=after, size=size,
+                       fetch=lambda jobs: jobs.values(*ROW_FIELDS), pk=lambda row: row["id"])
+    rows, newer, older = page.rows, page.newer, page.older
     thumbs = first_images([row["id"] for row in rows])
     for row in rows:
         row["owner"] = row.pop("owner__username")

@@ -23,6 +23,7 @@ from batches.models import Event, Image, Job
 from batches.numbers import NumberError, parse_id, parse_id_list
 from batches.services import outputs
 from batches.services.events import publish
+from batches.services.keyset import keyset_page
 
 PAGE_SIZE = 60
 SEAM_SORT_LIMIT = 500  # images of one job shown by seam score, on one page (no keyset to page by)
@@ -132,24 +133,8 @@ def gallery_page(filters: GalleryFilters, *, before: int | None = None, after: i
     No COUNT(*) and no OFFSET: the `image_newest` index (-id) is walked from the cursor and
     stops after size + 1 rows, so page 500 costs what page 1 costs.
     """
-    images = gallery_queryset(filters)
-    if after is not None:
-        rows = list(images.filter(id__gt=after).order_by("id")[: size + 1])
-        if len(rows) > size:
-            rows = rows[:size][::-1]
-            older = rows[-1].pk if images.filter(id__lt=rows[-1].pk).exists() else None
-            return GalleryPage(rows, newer=rows[0].pk, older=older)
-        before = None  # reached the newest images: show the first page, full and live
-    start = images if before is None else images.filter(id__lt=before)
-    rows = list(start.order_by("-id")[: size + 1])
-    older = rows[size - 1].pk if len(rows) > size else None
-    rows = rows[:size]
-    newer = None
-    if before is not None and rows and images.filter(id__gt=rows[0].pk).exists():
-        newer = rows[0].pk
-    elif before is not None and not rows:
-        newer = before  # past the end: offer the way back
-    return GalleryPage(rows, newer=newer, older=older)
+    page = keyset_page(gallery_queryset(filters), before=before, after=after, size=size)
+    return GalleryPage(page.rows, newer=page.newer, older=page.older)
 
 
 class GallerySortError(ValueError):
