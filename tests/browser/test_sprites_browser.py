@@ -124,9 +124,11 @@ def test_an_artist_views_sprites_and_refinishes_a_job_with_the_game_boy_palette(
     page.locator("#confirm-dialog [data-confirm-ok]").click()  # re-finishing asks first (DGX.confirm)
     page.wait_for_selector(".toast-success:has-text('Re-finishing job')")
     wait_until(lambda: sprites_made(job, 1), timeout=45, message="the sprites made again")
+    # The card before the re-finish also read "0 open, 4 done": wait for the new plan's card.
     page.wait_for_function("() => { const h = document.querySelector('[data-partial=finish] [data-open]');"
-                           " return h && h.dataset.open === '0' && h.dataset.done === '4'; }", timeout=20_000)
-    assert "palette gameboy" in page.locator(".finish-plan").inner_text()
+                           " const plan = document.querySelector('.finish-plan');"
+                           " return h && h.dataset.open === '0' && h.dataset.done === '4'"
+                           " && plan && plan.textContent.includes('palette gameboy'); }", timeout=20_000)
     assert page.locator("#job-finishing").is_hidden()
     gameboy = set(load_palette("gameboy"))
     for each in Image.objects.filter(job=job):
