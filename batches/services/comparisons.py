@@ -22,7 +22,7 @@ from batches.services.events import publish
 from batches.services.submission import (
     SEED_SPACE,
     SubmissionError,
-    _announce,
+    announce_job,
     check_job,
     insert_units,
     plan_units,
@@ -201,7 +201,7 @@ def comparison_submit(*, owner, axes, prompts, name: str = "", seed=None, client
         raise SubmissionError(errors)
     comparison = _write(owner, name, parsed, base_seed, checked)
     for job in comparison.cells.all():
-        _announce(job)
+        announce_job(job)
     publish("comparison_queued", comparison=comparison.pk, cells=len(checked))
     if wake:
         from batches.tasks import wake_workers

@@ -161,7 +161,7 @@ def job_submit(*, owner, client="default", wake: bool = True, **params) -> Job:
     parameters are check_job's.
     """
     job = write_job(check_job(owner=owner, client=client, **params))
-    _announce(job)
+    announce_job(job)
     if wake:
         from batches.tasks import wake_workers
 
@@ -386,7 +386,7 @@ def _finish_plan(check: _Checker, finish, prof) -> dict | None:
         return None
 
 
-def _announce(job: Job) -> None:
+def announce_job(job: Job) -> None:
     """Every door (form, CLI, admin, API) tells the live pages about a new job the same way."""
     from batches.services.events import publish
 

@@ -51,16 +51,22 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def signed_in_page(browser, stack, session_cookie):
-    """A page signed in as `artist` (use `signed_in_page(staff=True)`-style via the factory below)."""
+def open_signed_in(browser, base_url: str, session_cookie, *, height: int = 900):
+    """A page of a new browser context signed in as `artist`; returns (context, page)."""
     user, cookie = session_cookie("artist")
-    context = browser.new_context(base_url=stack.base_url, viewport={"width": 1400, "height": 900})
+    context = browser.new_context(base_url=base_url, viewport={"width": 1400, "height": height})
     name, value = cookie.split("=", 1)
-    context.add_cookies([{"name": name, "value": value, "url": stack.base_url}])
+    context.add_cookies([{"name": name, "value": value, "url": base_url}])
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.user = user
+    return context, page
+
+
+@pytest.fixture
+def signed_in_page(browser, stack, session_cookie):
+    """A page signed in as `artist` on the full stack (daphne, qcluster, simulator)."""
+    context, page = open_signed_in(browser, stack.base_url, session_cookie)
     yield page
     context.close()
 

@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 
 from batches.models import Image, Job, SheetExport
 from batches.services import outputs, sheets
+from tests.browser.conftest import open_signed_in
 from tests.processes import start_daphne, wait_until
 from tests.test_views_review import add_images, make_job, simple_specs
 
@@ -35,13 +36,7 @@ def site(tmp_path, worker_env):
 
 @pytest.fixture
 def page(browser, site, session_cookie):
-    user, cookie = session_cookie("artist")
-    context = browser.new_context(base_url=site.base_url, viewport={"width": 1400, "height": 1000})
-    name, value = cookie.split("=", 1)
-    context.add_cookies([{"name": name, "value": value, "url": site.base_url}])
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.user = user
+    context, page = open_signed_in(browser, site.base_url, session_cookie, height=1000)
     yield page
     context.close()
 

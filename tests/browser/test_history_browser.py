@@ -53,7 +53,7 @@ def test_an_artist_finds_an_old_job_in_the_history_and_opens_it(signed_in_page, 
     shot(page, "history-failed")
 
     # Open a job from its row.
-    page.goto(f"/jobs/?q=castle")
+    page.goto("/jobs/?q=castle")
     page.locator(f"#history-job-{real.pk} a", has_text=f"#{real.pk}").click()
     page.wait_for_url(f"**/jobs/{real.pk}/")
     assert page.locator("h1").first.is_visible()
