@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "batches",  # before django_q: its `qcluster` command shadows django-q2's (batches/gpu_cluster.py)
     "django_q",
     "axes",  # login throttling
+    "ninja",  # the HTTP API's docs page (its static files)
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,23 @@ USER_QUEUE_LIMIT = int(env_float("DGX_USER_QUEUE_LIMIT", 20_000, minimum=0))
 # EVENT_KEEP_LAST always stay, so a page that reconnects can still catch up from its last id.
 EVENT_RETENTION = timedelta(hours=env_float("DGX_EVENT_RETENTION_HOURS", 24, minimum=0))
 EVENT_KEEP_LAST = int(env_float("DGX_EVENT_KEEP_LAST", 1000, minimum=1))
+# --- Integrations (HTTP API, ZeroMQ gateway, webhooks) ----------------------------------------
+# The dashboard's address as other programs reach it, for links in webhooks and replies
+# (e.g. https://pixels.studio.lan); empty: links are paths only.
+PUBLIC_URL = env_str("DGX_PUBLIC_URL", "").rstrip("/")
+# Requests per minute one API token may make (each token counted on its own); 0 turns it off.
+API_RATE_LIMIT = int(env_float("DGX_API_RATE_LIMIT", 600, minimum=0))
+# Webhooks are signed with this key (X-DGX-Signature); empty: a key derived from SECRET_KEY.
+WEBHOOK_SECRET = env_str("DGX_WEBHOOK_SECRET", "")
+# Loopback and private addresses are refused as webhook targets unless their host is listed here
+# (comma-separated host names or addresses, e.g. "127.0.0.1,build.studio.lan").
+WEBHOOK_ALLOW = [h.strip().lower() for h in env_str("DGX_WEBHOOK_ALLOW", "").split(",") if h.strip()]
+# Delivery: attempt N waits WEBHOOK_RETRY_BASE * 2**(N-1) seconds after attempt N-1 failed (capped
+# at an hour), up to WEBHOOK_MAX_ATTEMPTS attempts; one attempt waits WEBHOOK_TIMEOUT for an answer.
+WEBHOOK_RETRY_BASE = env_float("DGX_WEBHOOK_RETRY_BASE", 10.0, minimum=0.01)
+WEBHOOK_MAX_ATTEMPTS = int(env_float("DGX_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1))
+WEBHOOK_TIMEOUT = env_float("DGX_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after
 # it has written a unit's files and before it records them. Never set it in production.
 FAULT = env_str("DGX_FAULT", "")

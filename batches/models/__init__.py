@@ -6,9 +6,9 @@ count) so they are correct on SQLite and on PostgreSQL with many GPU workers at 
 from batches.models.comparisons import Comparison, Vote
 from batches.models.housekeeping import ActionRequest, Event, QueueControl
 from batches.models.images import Image
-
+from batches.models.integrations import ApiToken, WebhookDelivery, WebhookEndpoint
 from batches.models.jobs import Job, Priority, Unit
 from batches.models.nodes import WorkerNode
 from batches.models.sheets import SheetExport
 
-__all__ = ["ActionRequest", "Comparison", "Event", "Image", "Job", "Priority", "QueueControl", "SheetExport", "Unit", "Vote", "WorkerNode"]
+__all__ = ["ActionRequest", "ApiToken", "WebhookDelivery", "WebhookEndpoint", "Comparison", "Event", "Image", "Job", "Priority", "QueueControl", "SheetExport", "Unit", "Vote", "WorkerNode"]

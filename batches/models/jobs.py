@@ -74,6 +74,8 @@ class Job(models.Model):
     comparison = models.ForeignKey("batches.Comparison", null=True, blank=True, on_delete=models.CASCADE,
                                    related_name="cells")
     cell = models.JSONField(null=True, blank=True)
+    # Told when the job ends (services/webhooks), besides the owner's standing webhooks.
+    webhook_url = models.URLField(max_length=500, blank=True)
     error = models.TextField(blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)

@@ -194,6 +194,7 @@ def check_job(
     name: str = "",
     client="default",
     finish: dict | bool | None = None,
+    webhook_url: str | None = None,
 ) -> dict:
     """Check a submission completely; return the new job's fields, or raise SubmissionError
     listing every problem at once (nothing is written either way).
@@ -350,6 +351,13 @@ def check_job(
 
     finish_plan = _finish_plan(check, finish, prof)
 
+    webhook_url = (webhook_url or "").strip()
+    if webhook_url:
+        from batches.services.webhooks.targets import url_problem
+
+        if problem := url_problem(webhook_url):
+            check.add("webhook_url", problem)
+
     if prompt_list and count_n:
         from batches.services.quotas import queue_quota_problem
 
@@ -366,7 +374,7 @@ def check_job(
         lora_strength_model=strength_n if strength_n is not None else 1.0,
         lora_strength_clip=(strength_clip_n if strength_clip_n is not None
                             else strength_n if strength_n is not None else 1.0),
-        base_seed=seed_n, priority=priority_v, finish=finish_plan, **values,
+        base_seed=seed_n, priority=priority_v, finish=finish_plan, webhook_url=webhook_url, **values,
     )
 
 
