@@ -39,12 +39,16 @@ def test_jobs_run_in_priority_order_and_every_image_lands_on_disk(simulator_fact
                                                                   output_root):
     _, url = simulator_factory("--step-ms", "25")
     qcluster_factory(url)
-    busy = submit(owner, ["pixel art warrior"], count=16, batch_size=4, priority="normal")
+    # Eight units: on a loaded machine this test may notice the first one done only when the third
+    # runs and the fourth is already on ComfyUI (a unit on the GPU is never taken back), and the
+    # busy job must still have units waiting when the others arrive.
+    busy = submit(owner, ["pixel art warrior"], count=32, batch_size=4, priority="normal")
     wait_until(lambda: Unit.objects.filter(job=busy, status=Unit.Status.DONE).exists(), timeout=30,
                message="the first job to be running")
     # Paused while the three are queued: queuing them takes longer than one 100 ms unit, so without
     # the pause the high job could finish before the urgent one even exists.
     QueueControl.set_paused(True, by="test")
+    assert Unit.objects.filter(job=busy, status=Unit.Status.PENDING).count() >= 2
     low = submit(owner, ["pixel art slime"], count=4, batch_size=4, priority="low")
     high = submit(owner, ["pixel art knight", "pixel art mage"], count=4, batch_size=4, priority="high")
     urgent = submit(owner, ["pixel art dragon"], count=8, batch_size=8, priority="urgent", seed=7)
