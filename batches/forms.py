@@ -158,6 +158,11 @@ class JobForm(forms.Form):
     workflow = forms.CharField(label="Workflow", widget=forms.Select())
     priority = forms.CharField(label="Priority", widget=forms.Select(
         choices=[(p.label, p.label.capitalize()) for p in sorted(Priority, reverse=True)]))
+    webhook_url = forms.CharField(
+        label="Webhook URL", required=False, max_length=500,
+        widget=forms.URLInput(attrs={"placeholder": "optional, e.g. https://ci.example.com/hooks/dgx",
+                                     "spellcheck": "false"}),
+        help_text="A signed JSON POST goes here when the job ends (completed, partial, failed or cancelled).")
     # Finishing: each image also becomes a game-ready sprite (batches.sprites.plan reads these).
     make_sprites = forms.BooleanField(label="Make sprites", required=False,
                                       help_text="Each image also becomes a game-ready sprite beside it; "
@@ -363,6 +368,7 @@ class JobForm(forms.Form):
             "lora_strength_clip": (get("lora_strength_clip") or None) if get("lora") else None,
             "workflow": get("workflow") or None, "priority": get("priority") or "normal", "name": get("name"),
             "finish": self.finish() if data.get("make_sprites") else False,
+            "webhook_url": get("webhook_url") or None,
         }
 
     def seeds_source(self) -> int | None:
@@ -446,7 +452,7 @@ def initial_from_job(job: Job) -> dict:
         "checkpoint": job.checkpoint, "lora": job.lora,
         "lora_strength": f"{job.lora_strength_model:g}",
         "lora_strength_clip": f"{job.lora_strength_clip:g}" if job.lora_strength_clip != job.lora_strength_model else "",
-        "workflow": job.workflow, "priority": job.priority_name,
+        "workflow": job.workflow, "priority": job.priority_name, "webhook_url": job.webhook_url,
         **finish_initial(job.finish),
     }
 

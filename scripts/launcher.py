@@ -4,8 +4,10 @@
     python scripts/launcher.py        (PORT, HOST, COMFYUI_URL, SIM_STEP_MS from the environment)
 
 - The ComfyUI simulator when nothing answers at COMFYUI_URL, the GPU worker (`manage.py
-  qcluster`), the sprite worker (`manage.py sprite_worker`) and the web server (daphne). Each runs in a session of its own, so a Ctrl-C in the
-  terminal reaches the launcher alone and the stop below happens in order.
+  qcluster`), the sprite worker (`manage.py sprite_worker`), the webhook worker (`manage.py
+  webhook_worker`), the ZeroMQ gateway when DGX_ZMQ_REP is set (`manage.py zmq_gateway --rep
+  $DGX_ZMQ_REP [--pub $DGX_ZMQ_PUB]`) and the web server (daphne). Each runs in a session of its
+  own, so a Ctrl-C in the terminal reaches the launcher alone and the stop below happens in order.
 - A component that dies is named with its exit status or signal and restarted with back-off; the
   others keep serving. A GPU worker refused because its node already has one is not restarted.
 - SIGTERM, SIGINT or SIGHUP: SIGTERM to daphne and to the worker's leader (which finishes the unit
@@ -103,13 +105,22 @@ class Launcher:
                                 stop_timeout=grace + 30)
         self.sprites = Component("the sprite worker (manage.py sprite_worker)",
                                  [python, "manage.py", "sprite_worker"], stop_timeout=15)
+        self.webhooks = Component("the webhook worker (manage.py webhook_worker)",
+                                  [python, "manage.py", "webhook_worker"], stop_timeout=15)
+        self.gateway: Component | None = None
+        if os.environ.get("DGX_ZMQ_REP"):
+            args = [python, "manage.py", "zmq_gateway", "--rep", os.environ["DGX_ZMQ_REP"]]
+            if os.environ.get("DGX_ZMQ_PUB"):
+                args += ["--pub", os.environ["DGX_ZMQ_PUB"]]
+            self.gateway = Component("the ZeroMQ gateway (manage.py zmq_gateway)", args, stop_timeout=10)
         self.web = Component("the web server (daphne)", [daphne, "-b", host, "-p", port, "dgxpixels.asgi:application"],
                              stop_timeout=10)
         self.stop_signal: int | None = None
 
     @property
     def components(self) -> list[Component]:
-        return [c for c in (self.simulator, self.worker, self.sprites, self.web) if c is not None]
+        return [c for c in (self.simulator, self.worker, self.sprites, self.webhooks, self.gateway, self.web)
+                if c is not None]
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -158,7 +169,7 @@ class Launcher:
     def _stop(self) -> int:
         name = signal.Signals(self.stop_signal).name
         say(f"{name}: stopping the web server and the GPU worker (it finishes the unit on the GPU first)...")
-        first = [self.web, self.worker, self.sprites]
+        first = [c for c in (self.web, self.gateway, self.worker, self.sprites, self.webhooks) if c is not None]
         for component in first:
             component.terminate()
         for component in first:

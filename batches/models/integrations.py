@@ -117,3 +117,67 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.url} ({self.status})"
+
+    # --- state changes: guarded updates, so two webhook workers never send one row at once -------
+    @classmethod
+    def claim_due(cls, *, now=None, stale_after: float = 60.0) -> "WebhookDelivery | None":
+        """Take one row to send: a pending row whose time has come, or a row left `sending` for more
+        than `stale_after` seconds by a worker that died (at-least-once: it is sent again, under
+        the same delivery id, so the receiver can tell). Compare-and-set on the row's status and
+        claim time: of two workers that pick the same row, one wins, the other takes the next."""
+        now = now or timezone.now()
+        stale = now - timedelta(seconds=stale_after)
+        for _ in range(5):  # lost a race: look again
+            row = (cls.objects.filter(status=cls.Status.PENDING, next_attempt_at__lte=now)
+                   .order_by("next_attempt_at", "id").values("id", "status", "claimed_at").first()
+                   or cls.objects.filter(status=cls.Status.SENDING, claimed_at__lt=stale)
+                   .order_by("claimed_at", "id").values("id", "status", "claimed_at").first())
+            if row is None:
+                return None
+            guard = cls.objects.filter(pk=row["id"], status=row["status"])
+            guard = guard.filter(claimed_at=row["claimed_at"]) if row["claimed_at"] else guard.filter(claimed_at__isnull=True)
+            if guard.update(status=cls.Status.SENDING, claimed_at=now, attempts=models.F("attempts") + 1):
+                claimed = cls.objects.select_related("job", "endpoint").get(pk=row["id"])
+                claimed.taken_back = row["status"] == cls.Status.SENDING
+                return claimed
+        return None
+
+    def _record(self, **changes) -> bool:
+        """Write an attempt's outcome, unless the row was taken back from this worker meanwhile
+        (it looked dead): then the worker that took it over records the outcome, not this one."""
+        changed = WebhookDelivery.objects.filter(pk=self.pk, status=self.Status.SENDING,
+                                                 claimed_at=self.claimed_at).update(**changes)
+        if changed:
+            for key, value in changes.items():
+                setattr(self, key, value)
+        return changed == 1
+
+    def delivered(self, status_code: int) -> bool:
+        return self._record(status=self.Status.DELIVERED, last_status_code=status_code, last_error="",
+                            delivered_at=timezone.now())
+
+    @staticmethod
+    def retry_delay(attempts: int) -> float:
+        """Seconds before the next attempt after `attempts` failed ones: base * 2**(attempts-1), at most an hour."""
+        base = float(getattr(settings, "WEBHOOK_RETRY_BASE", 10.0))
+        return min(3600.0, base * 2 ** max(0, attempts - 1))
+
+    def failed_attempt(self, *, error: str, status_code: int | None = None, final: bool = False) -> bool:
+        """An attempt that did not get a 2xx: pending again after the back-off, or failed when out
+        of attempts (or when `final`: a target that is refused will not get better by waiting)."""
+        out = final or self.attempts >= int(getattr(settings, "WEBHOOK_MAX_ATTEMPTS", 8))
+        changes = {"last_status_code": status_code, "last_error": error[:4000]}
+        if out:
+            changes["status"] = self.Status.FAILED
+        else:
+            changes.update(status=self.Status.PENDING,
+                           next_attempt_at=timezone.now() + timedelta(seconds=self.retry_delay(self.attempts)))
+        return self._record(**changes)
+
+    def redeliver(self) -> "WebhookDelivery":
+        """Queue this delivery's message again as a new row (a new delivery id and attempt series);
+        this row stays as it was, so the log tells what happened to each try."""
+        payload = dict(self.payload)
+        payload["redelivery_of"] = self.pk
+        return WebhookDelivery.objects.create(job=self.job, endpoint=self.endpoint, url=self.url, event=self.event,
+                                              event_id=None, payload=payload)

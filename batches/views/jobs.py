@@ -19,6 +19,7 @@ from batches.services.finishing.pages import job_summary
 from batches.services.outputs import job_parameters
 from batches.services.quotas import QuotaError
 from batches.services.rates import rate_for
+from batches.services.webhooks import job_deliveries
 from batches.views.access import can_change, get_job_for_user
 from batches.views.queue import latest_event_id
 from batches.views.responses import action_done
@@ -119,6 +120,9 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         images_more=max(0, job.images_done - IMAGES_ON_PAGE),
         params=job_parameters(job),
         since=latest_event_id(),
+        # Webhook URLs may carry a secret in their path: shown to the job's owner and staff only.
+        show_webhooks=ctx["user_can_change"] and bool(job.webhook_url or job.webhook_deliveries.exists()),
+        webhook_deliveries=job_deliveries(job) if ctx["user_can_change"] else [],
     )
     return render(request, "batches/job_detail.html", ctx)
 

@@ -18,6 +18,7 @@ FLAG_FOR_FIELD = {
     "seed": "--seed", "negative_prompt": "--negative-prompt", "checkpoint": "--model", "lora": "--lora",
     "lora_strength": "--lora-strength", "lora_strength_clip": "--lora-strength", "profile": "--profile",
     "workflow": "--workflow", "priority": "--priority", "name": "--name", "compare": "--compare",
+    "webhook_url": "--webhook",
 }
 
 
@@ -96,6 +97,8 @@ class Command(cli.CliCommand):
                             help="the name of an API-format workflow in workflows/ ('.json' optional; default "
                                  "batch_optimized); files elsewhere are refused: copy them into workflows/ first")
         parser.add_argument("--name", default="", metavar="TEXT", help="a name for the job")
+        parser.add_argument("--webhook", metavar="URL",
+                            help="POST a signed JSON message to this http(s) URL when the job ends (see README: Webhooks)")
         parser.add_argument("--user", metavar="NAME",
                             help="queue as this user (default: the Django user named like you, else the first superuser)")
         parser.add_argument("--monitor", action="store_true", help="draw a live progress bar until the job is done")
@@ -125,6 +128,8 @@ class Command(cli.CliCommand):
                 workflow=options["workflow"], priority=options["priority"] or default_priority(),
                 name=options["name"], finish=finish,
         )
+        if options.get("webhook"):
+            params["webhook_url"] = options["webhook"]
         try:
             if options["compare"]:
                 return self.compare(params, options)
