@@ -153,6 +153,15 @@ EVENT_KEEP_LAST = int(env_float("DGX_EVENT_KEEP_LAST", 1000, minimum=1))
 PUBLIC_URL = env_str("DGX_PUBLIC_URL", "").rstrip("/")
 # Requests per minute one API token may make (each token counted on its own); 0 turns it off.
 API_RATE_LIMIT = int(env_float("DGX_API_RATE_LIMIT", 600, minimum=0))
+# The API's per-token request counts (batches/http_api/throttle.py) must be shared by every daphne
+# process: Redis when configured, else a table in the database (not the per-process LocMem cache).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api_rate": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                  "KEY_PREFIX": "dgx"} if REDIS_URL else
+                 {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "dgx_api_rate",
+                  "OPTIONS": {"MAX_ENTRIES": 5000}}),  # two keys per active token; expired ones culled first
+}
 # Webhooks are signed with this key (X-DGX-Signature); empty: a key derived from SECRET_KEY.
 WEBHOOK_SECRET = env_str("DGX_WEBHOOK_SECRET", "")
 # Loopback and private addresses are refused as webhook targets unless their host is listed here

@@ -17,6 +17,7 @@ urlpatterns = [
     *(admin_reset if settings.EMAIL_HOST else []),
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    path("api/v1/", include("batches.http_api.urls")),  # the HTTP JSON API (token auth, no sessions)
     path("", include("batches.urls")),
     # daphne serves no static files of its own; these are small CSS/JS files of ours.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),

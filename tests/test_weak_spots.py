@@ -277,7 +277,7 @@ def _page_urls(job: Job, image: Image) -> list[str]:
 
     # Ids that need not exist: a method a page does not take is refused before anything is looked up.
     args = {"job_id": job.pk, "image_id": image.pk, "export_id": 1, "name": "sheet.png", "comparison_id": 1,
-            "unit_id": 1}
+            "unit_id": 1, "endpoint_id": 1}
     urls = []
     for pattern in urlpatterns:
         assert isinstance(pattern, URLPattern)

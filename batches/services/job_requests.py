@@ -174,13 +174,15 @@ def visible_jobs(user):
     return jobs if user.is_staff else jobs.filter(owner=user)
 
 
-def job_document(job: Job, *, base_url: str = "") -> dict:
-    """A job as the API's GET and the ZeroMQ status reply give it (the CLI's --json shape, plus links)."""
+def job_document(job: Job, *, base_url: str = "", rates=None) -> dict:
+    """A job as the API's GET and the ZeroMQ status reply give it (the CLI's --json shape, plus links).
+
+    Pass `rates` (one RateSnapshot) when reporting many jobs: one rate query for the lot."""
     from django.urls import reverse
 
     from batches import cli
 
-    data = cli.job_payload(job)
+    data = cli.job_payload(job, rates=rates)
     data["webhook_url"] = job.webhook_url
     data["comparison"] = job.comparison_id
     data["links"] = {
@@ -195,3 +197,29 @@ def job_document(job: Job, *, base_url: str = "") -> dict:
 def public_base_url() -> str:
     """The dashboard's address for links in webhooks and ZeroMQ replies (DGX_PUBLIC_URL), or ''."""
     return getattr(settings, "PUBLIC_URL", "").rstrip("/")
+
+
+def unit_documents(job: Job) -> list[dict]:
+    """A job's work units in order, in the shape of `batch_status --json` with units."""
+    return [
+        {"index": u.index, "status": u.status, "prompt": u.prompt, "seed": u.seed, "batch_size": u.batch_size,
+         "attempts": u.attempts, "node": u.node, "comfyui_prompt_id": u.prompt_id, "error": u.error,
+         "downgraded_from": u.downgraded_from, "started_at": u.started_at, "finished_at": u.finished_at}
+        for u in job.units.order_by("index")
+    ]
+
+
+def image_document(image, *, base_url: str = "") -> dict:
+    """An image for the API: what it is, its review and sprite state, and where its files are served
+    (by id, through the API, never a path on disk). `sprite` is None until a sprite exists."""
+    api = f"{base_url}/api/v1/images/{image.pk}"
+    return {
+        "id": image.pk, "job": image.job_id, "sequence": image.sequence, "batch_index": image.batch_index,
+        "seed": image.seed, "prompt": image.prompt, "width": image.width, "height": image.height,
+        "generation_time": image.generation_time, "node": image.node, "created_at": image.created_at,
+        "review": image.review, "starred": image.starred,
+        "sprite_state": image.sprite_state, "sprite_error": image.sprite_error,
+        "urls": {"png": f"{api}/png", "thumb": f"{api}/thumb.png",
+                 "sprite": f"{api}/sprite.png" if image.sprite_path else None,
+                 "metadata": f"{api}/metadata"},
+    }

@@ -3,5 +3,7 @@ from batches.urls.comparisons import urlpatterns as comparison_urls
 from batches.urls.dashboard import urlpatterns as dashboard_urls
 from batches.urls.review import urlpatterns as review_urls
 from batches.urls.sheets import urlpatterns as sheet_urls
+from batches.urls.tokens import urlpatterns as token_urls
+from batches.urls.webhooks import urlpatterns as webhook_urls
 
-urlpatterns = dashboard_urls + review_urls + sheet_urls + comparison_urls
+urlpatterns = dashboard_urls + review_urls + sheet_urls + comparison_urls + token_urls + webhook_urls
