@@ -30,6 +30,7 @@ BENCHMARKS = {
     "finishing_busy": (10, "GPU busy ratio with finishing (sprite worker) on vs off"),
     "sheets": (11, "packing 1000 64x64 sprites into one sheet + atlas"),
     "comparison": (12, "checkpoint loads of a 3-checkpoint x 20-prompt comparison vs submission order"),
+    "integrations": (13, "1000 prompts x 8 through the HTTP API and ZeroMQ; ZeroMQ status round trip"),
 }
 
 RESULT_PREFIX = "RESULT "

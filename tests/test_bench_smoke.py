@@ -16,7 +16,7 @@ import pytest
 from tests.processes import ROOT
 
 BENCHMARKS = ["gpu_busy", "orchestration", "submission", "pages", "fanout", "memory", "affinity", "scale_out",
-              "finishing", "finishing_busy", "sheets", "comparison"]
+              "finishing", "finishing_busy", "sheets", "comparison", "integrations"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
