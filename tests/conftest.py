@@ -27,7 +27,7 @@ def simulator(tmp_path):
     """A real ComfyUI simulator subprocess on a free port; yields its base URL."""
     proc, url = start_simulator(tmp_path)
     yield url
-    proc.stop()
+    proc.discard()
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def simulator_factory(tmp_path):
 
     yield start
     for proc in procs:
-        proc.stop()
+        proc.discard()
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def qcluster_factory(tmp_path, worker_env, settings):
 
     yield start
     for proc in procs:
-        proc.stop()
+        proc.discard()
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def sprite_worker(tmp_path, worker_env):
 
     yield start
     for proc in procs:
-        proc.stop()
+        proc.discard()
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def daphne_server(tmp_path, worker_env):
 
     proc, url = start_daphne(tmp_path, worker_env)
     yield url
-    proc.stop()
+    proc.discard()
 
 
 @pytest.fixture

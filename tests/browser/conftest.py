@@ -37,7 +37,7 @@ def stack(tmp_path, worker_env, simulator_factory, qcluster_factory):
     qcluster_factory(comfyui_url)
     proc, base_url = start_daphne(tmp_path, {**worker_env, "COMFYUI_URL": comfyui_url})
     yield SimpleNamespace(base_url=base_url, comfyui_url=comfyui_url, daphne=proc)
-    proc.stop()
+    proc.discard()
 
 
 @pytest.fixture
