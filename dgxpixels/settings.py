@@ -173,6 +173,15 @@ WEBHOOK_RETRY_BASE = env_float("DGX_WEBHOOK_RETRY_BASE", 10.0, minimum=0.01)
 WEBHOOK_MAX_ATTEMPTS = int(env_float("DGX_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1))
 WEBHOOK_TIMEOUT = env_float("DGX_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
 
+# --- Running on the GPU box (health, metrics, disk guard) ------------------------------------
+# Below this much free space at OUTPUT_ROOT the GPU worker claims no new unit (running ones
+# finish and are recorded); it carries on by itself once space is freed.
+DISK_MIN_FREE_GB = env_float("DGX_DISK_MIN_FREE_GB", 5.0, minimum=0.0)
+# /metrics (Prometheus) answers a request carrying `Authorization: Bearer <DGX_METRICS_TOKEN>`, or
+# one from an address listed in DGX_METRICS_ALLOW (comma-separated; default loopback only).
+METRICS_TOKEN = env_str("DGX_METRICS_TOKEN", "")
+METRICS_ALLOW = [a.strip() for a in env_str("DGX_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
+
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after
 # it has written a unit's files and before it records them. Never set it in production.
 FAULT = env_str("DGX_FAULT", "")

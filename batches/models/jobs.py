@@ -55,6 +55,9 @@ class Job(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     batch_size = models.PositiveSmallIntegerField()
+    # Batch size "auto": units are planned at the largest size (batch_size) and each is cut down at
+    # its unit boundary to what the GPU's free VRAM allows (services/auto_batch.py).
+    batch_auto = models.BooleanField(default=False)
     base_seed = models.BigIntegerField(null=True, blank=True, help_text="Empty: random seeds.")
     priority = models.IntegerField(choices=Priority.choices, default=Priority.NORMAL)
     requeued_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
@@ -202,6 +205,11 @@ class Unit(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     graph = models.JSONField(null=True, blank=True, help_text="The workflow after injection.")
     downgraded_from = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Batch size "auto": the size chosen at this unit's boundary and the VRAM ComfyUI reported then
+    # (bytes; null when it did not say, and the profile's size was used).
+    batch_size_chosen = models.PositiveSmallIntegerField(null=True, blank=True)
+    vram_free = models.BigIntegerField(null=True, blank=True)
+    vram_total = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     error_details = models.JSONField(null=True, blank=True)
     passed_over = models.PositiveIntegerField(default=0, help_text="Times model affinity let another unit go first.")

@@ -20,6 +20,10 @@ class WorkerNode(models.Model):
     vram_free = models.BigIntegerField(null=True, blank=True)
     current_unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     images_made = models.PositiveIntegerField(default=0)
+    # Why the node claims nothing new right now (the disk guard: "12.0 GB free at OUTPUT_ROOT, below
+    # 5.0 GB"); blank while it claims. Running units always finish.
+    hold_reason = models.CharField(max_length=500, blank=True)
+    disk_free = models.BigIntegerField(null=True, blank=True, help_text="Bytes free at OUTPUT_ROOT, last look.")
     # The one qcluster that serves this node (a lease: see services/node_lease.py). Blank when none.
     worker_id = models.CharField(max_length=64, blank=True)
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
