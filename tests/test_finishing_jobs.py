@@ -64,7 +64,10 @@ def test_a_job_ends_in_sprites_beside_its_untouched_originals_made_off_the_gpu_w
     originals = {p.name: digest(p) for p in (folder / "images").iterdir()}
 
     sprite_worker()
-    wait_until(lambda: sprites_done(job), timeout=30, message="every sprite made")
+    # The row says done first; the metadata file gains the run's settings a moment later.
+    wait_until(lambda: sprites_done(job) and all(
+        "finish" in json.loads((folder / "metadata" / outputs.metadata_name(i.sequence)).read_text())
+        for i in job.images.all()), timeout=30, message="every sprite made and recorded in its metadata")
     assert not finishing.is_finishing(job)
     for image in job.images.all():
         assert image.sprite_state == Image.Sprite.DONE, image.sprite_error
