@@ -109,14 +109,13 @@ def manage_proc(*args: str, env: dict[str, str], log_path: Path) -> Proc:
 
 def start_simulator(tmp_path: Path, *extra: str, port: int | None = None, step_ms: int = 10,
                     env: dict[str, str] | None = None) -> tuple[Proc, str]:
-    """Start `manage.py comfyui_sim` on a free port; return the process and its base URL."""
+    """Start the simulator (`python -m batches.comfyui_sim`) on a free port; return the process and its base URL."""
     port = port or free_port()
     out = tmp_path / f"sim-{port}-output"
-    proc = manage_proc(
-        "comfyui_sim", "--host", "127.0.0.1", "--port", str(port), "--step-ms", str(step_ms),
-        "--output-directory", str(out), *extra,
-        env=env or {}, log_path=tmp_path / f"sim-{port}.log",
-    ).start()
+    # `python -m batches.comfyui_sim` is `manage.py comfyui_sim` without Django's set-up (~1.4 s less).
+    proc = Proc([sys.executable, "-m", "batches.comfyui_sim", "--host", "127.0.0.1", "--port", str(port),
+                 "--step-ms", str(step_ms), "--output-directory", str(out), *extra],
+                {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, tmp_path / f"sim-{port}.log").start()
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url + "/system_stats", proc=proc.popen)
     proc.extra.update(port=port, output_dir=out)
