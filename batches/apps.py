@@ -8,6 +8,8 @@ class BatchesConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from batches import checks  # noqa: F401  (registers the production start-up checks)
+
         post_spawn.connect(_worker_spawned, dispatch_uid="batches-worker-spawned")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -59,6 +60,8 @@ class Workspace:
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.outputs = self.dir / "outputs"
         self.outputs.mkdir()
+        # DEBUG is off (below), so every process needs a real key; this one lives as long as the run.
+        self.secret_key = secrets.token_urlsafe(50)
         self.pg_db: str | None = None
         if postgres:
             self.pg_db = f"bench_{name}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -82,6 +85,7 @@ class Workspace:
             "OUTPUT_ROOT": str(self.outputs),
             # Production-like: DEBUG off (no query log growing in the worker), quiet logs.
             "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": self.secret_key,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "DJANGO_SETTINGS_MODULE": "dgxpixels.settings",
             "PYTHONUNBUFFERED": "1",

@@ -88,6 +88,18 @@ def env_node_name(name: str, default: str) -> str:
     return raw
 
 
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """A header and the value that marks a request as HTTPS, as in "HTTP_X_FORWARDED_PROTO,https"."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value:
+        raise _bad(name, raw, "expected a header as Django names it and its HTTPS value, "
+                              "such as HTTP_X_FORWARDED_PROTO,https")
+    return header, value
+
+
 def database_from_url(name: str, default: str, *, base_dir: Path) -> dict:
     """Turn DATABASE_URL (sqlite:///path or postgres://user:pw@host:port/db) into Django's dict."""
     raw = env_str(name, default)

@@ -11,6 +11,7 @@ from dgxpixels.env import (
     env_file_mode,
     env_float,
     env_http_url,
+    env_proxy_ssl_header,
     env_node_name,
     env_redis_url,
     env_str,
@@ -18,8 +19,13 @@ from dgxpixels.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# The development key: with DEBUG off, every manage.py command and daphne refuse to start on it,
+# or on any key shorter than 32 characters (batches/checks.py names DJANGO_SECRET_KEY and how to
+# make one). Don't raise here: pytest imports these settings before its conftest runs.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
+# Off unless asked for: ./scripts/run.sh (the local demo) exports DJANGO_DEBUG=1 itself.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 
 INSTALLED_APPS = [
@@ -39,6 +45,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files, served by the app itself (daphne serves none): see STATIC_ROOT below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,7 +120,36 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve()
+# WhiteNoise serves the static files. After `manage.py collectstatic` (run.sh and the production
+# install run it) STATIC_ROOT holds hashed, gzip-compressed copies (app.3f2a9c0d1e2b.css and .gz)
+# served with far-future cache headers. Without a collected manifest (a fresh checkout, the tests)
+# the files are served straight from the app folders, unhashed, so pages still get their CSS and JS.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "dgxpixels.storage.StaticFilesStorage"},
+}
+# With DEBUG on (run.sh) edits in static/ show at once, collected or not.
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").is_file()
+
+# --- Behind a reverse proxy, over HTTPS (production: see deploy/dgx-pixels.env.example) --------
+# Origins allowed to POST forms, with scheme: https://pixels.studio.lan (comma-separated).
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Redirect plain HTTP to HTTPS (behind a TLS proxy it only catches what bypasses the proxy:
+# forwarded requests count as HTTPS through SECURE_PROXY_SSL_HEADER).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Monitors on the box itself (systemd, Prometheus) ask daphne directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# HSTS: browsers use HTTPS only for this long (seconds; 0 = no header). Start small (3600).
+SECURE_HSTS_SECONDS = int(env_float("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Cookies only over HTTPS.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+# "HTTP_X_FORWARDED_PROTO,https" behind a TLS proxy that sets X-Forwarded-Proto (and strips it
+# from what clients send, as nginx's proxy_set_header does): requests it forwarded count as HTTPS. Empty: not behind such a proxy.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 
 # --- DGX Pixels -----------------------------------------------------------------------------
 COMFYUI_URL = env_http_url("COMFYUI_URL", "http://127.0.0.1:8188")
@@ -181,6 +218,10 @@ DISK_MIN_FREE_GB = env_float("DGX_DISK_MIN_FREE_GB", 5.0, minimum=0.0)
 # one from an address listed in DGX_METRICS_ALLOW (comma-separated; default loopback only).
 METRICS_TOKEN = env_str("DGX_METRICS_TOKEN", "")
 METRICS_ALLOW = [a.strip() for a in env_str("DGX_METRICS_ALLOW", "127.0.0.1,::1").split(",") if a.strip()]
+# Batch size "auto" (batches/services/auto_batch.py): a size is used only when its figure in the
+# profiles file's VRAM table plus this margin fits in the free VRAM ComfyUI reports. 4 GB is what
+# one more image costs in that table ((38 - 10) / (8 - 1)).
+VRAM_MARGIN_GB = env_float("DGX_VRAM_MARGIN_GB", 4.0, minimum=0.0)
 
 # Fault injection for the crash tests only: "exit-after-download" kills the worker process after
 # it has written a unit's files and before it records them. Never set it in production.

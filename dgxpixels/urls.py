@@ -2,8 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import urls as auth_urls
 from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles.views import serve as serve_static
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 # Resetting a password sends mail: without EMAIL_HOST the reset pages would promise a mail that
 # never comes, so they exist only where mail is configured (otherwise staff set a new password).
@@ -19,6 +18,4 @@ urlpatterns = [
     path("accounts/", include(account_urls)),
     path("api/v1/", include("batches.http_api.urls")),  # the HTTP JSON API (token auth, no sessions)
     path("", include("batches.urls")),
-    # daphne serves no static files of its own; these are small CSS/JS files of ours.
-    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]

@@ -21,8 +21,16 @@ PYTEST=(.venv/bin/python -m pytest)
 if [ $# -gt 0 ]; then
   exec "${PYTEST[@]}" "$@"
 fi
-echo "== pass 1: embedded default (SQLite, ORM broker, in-process channel layer) =="
-"${PYTEST[@]}" -m "not services"
+# Pass 1 runs in DGX_TEST_WORKERS processes (pytest-xdist; default 2): most tests wait on real
+# processes (simulator, qcluster, daphne, Chromium), so two of them share two cores well. Each
+# worker has its own SQLite test database and free ports; 1 runs them one after the other.
+WORKERS=${DGX_TEST_WORKERS:-2}
+echo "== pass 1: embedded default (SQLite, ORM broker, in-process channel layer), $WORKERS worker(s) =="
+if [ "$WORKERS" -gt 1 ]; then
+  "${PYTEST[@]}" -m "not services" -n "$WORKERS"
+else
+  "${PYTEST[@]}" -m "not services"
+fi
 echo "== pass 2: scale-out on PostgreSQL + Redis =="
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dgxpixels}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}

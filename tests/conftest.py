@@ -4,9 +4,31 @@ import os
 import tempfile
 
 import pytest
+from django.conf import settings as _settings
 from django.db import connection
+from django_q.conf import Conf as _QConf
 
 from tests.processes import start_qcluster, start_simulator
+
+# DEBUG is off by default, and with DEBUG off every manage.py command and daphne refuse the
+# development key (batches/checks.py): the subprocesses tests start inherit this test-only key,
+# and this process signs with it too (django-q2 tasks queued here are checked by a qcluster).
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-key-4f9c2e7a1b8d6e3f0a5c9b2d7e1f4a8c6b3d0e9f2a7c5b1d8e4f")
+_settings.SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+_QConf.SECRET_KEY = _settings.SECRET_KEY  # django-q2 read the key when django.setup() imported it
+# The disk guard (DGX_DISK_MIN_FREE_GB, default 5 GB) would hold every worker a test starts on a
+# machine with less free space than that; tests/test_health.py sets it for its own worker.
+os.environ.setdefault("DGX_DISK_MIN_FREE_GB", "0")
+_settings.DISK_MIN_FREE_GB = float(os.environ["DGX_DISK_MIN_FREE_GB"])
+
+# Tests serve static files straight from the app folders (WhiteNoise's finders), never from a
+# staticfiles/ that ./scripts/run.sh collected earlier and that may be stale next to the code under
+# test: subprocesses get a STATIC_ROOT holding no manifest; this process (whose settings pytest-django
+# loaded before this file) looks there too. tests/test_production.py collects its own.
+os.environ["DJANGO_STATIC_ROOT"] = os.path.join(tempfile.gettempdir(), "dgxpixels-tests-collect-nothing-here")
+os.makedirs(os.environ["DJANGO_STATIC_ROOT"], exist_ok=True)  # empty: WhiteNoise warns about a missing one
+_settings.STATIC_ROOT = os.environ["DJANGO_STATIC_ROOT"]
+_settings.WHITENOISE_USE_FINDERS = True
 
 
 @pytest.fixture(scope="session")
