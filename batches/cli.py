@@ -175,6 +175,18 @@ def whole_number_arg(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def batch_size_arg(value: str) -> int | str:
+    """--batch-size: a whole number, or "auto" (the size chosen per unit from the free VRAM)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    return whole_number_arg(value)
+
+
+def batch_size_text(job: Job) -> str:
+    """A job's batch size as shown: "auto" for batch size auto, else the number."""
+    return "auto" if job.batch_auto else str(job.batch_size)
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -260,6 +272,7 @@ def job_payload(job: Job, *, units: bool = False, rates: RateSnapshot | None = N
         "prompts": job.prompts,
         "count": job.count,
         "parameters": outputs.job_parameters(job),
+        "batch_auto": job.batch_auto,
         "images_planned": job.images_planned,
         "images_done": job.images_done,
         "images_failed": job.images_failed,
@@ -280,7 +293,8 @@ def job_payload(job: Job, *, units: bool = False, rates: RateSnapshot | None = N
         data["units"] = [
             {"index": u.index, "status": u.status, "prompt": u.prompt, "seed": u.seed, "batch_size": u.batch_size,
              "attempts": u.attempts, "node": u.node, "comfyui_prompt_id": u.prompt_id, "error": u.error,
-             "downgraded_from": u.downgraded_from}
+             "downgraded_from": u.downgraded_from, "batch_size_chosen": u.batch_size_chosen,
+             "vram_free_gb": round(u.vram_free / 1024**3, 1) if u.vram_free is not None else None}
             for u in job.units.order_by("index")
         ]
     return data

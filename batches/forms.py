@@ -132,8 +132,9 @@ class JobForm(forms.Form):
                             widget=forms.NumberInput(attrs={"min": 1, "step": 1}))
     profile = forms.CharField(label="Profile", widget=forms.Select())
     batch_size = forms.CharField(label="Batch size", required=False,
-                                 widget=forms.Select(choices=_choices(BATCH_SIZES)),
-                                 help_text="Images per ComfyUI prompt.")
+                                 widget=forms.Select(choices=_choices(BATCH_SIZES) + [("auto", "auto")]),
+                                 help_text="Images per ComfyUI prompt; auto: the largest the GPU's free VRAM "
+                                           "allows, chosen per unit.")
     steps = forms.CharField(label="Steps", required=False, widget=forms.NumberInput(attrs={"min": 1, "step": 1}))
     cfg = forms.CharField(label="CFG", required=False, widget=forms.NumberInput(attrs={"min": 0, "step": 0.5}))
     sampler = forms.CharField(label="Sampler", required=False, widget=forms.Select())
@@ -211,7 +212,8 @@ class JobForm(forms.Form):
         f = self.fields
         profiles = self.config.profiles if self.config else {}
         f["profile"].widget.choices = [
-            (name, f"{p.title or name.capitalize()} — batch {p.batch_size}, {p.steps} steps")
+            (name, f"{p.title or name.capitalize()} — batch {'auto' if getattr(p, 'batch_auto', False) else p.batch_size}, "
+                   f"{p.steps} steps")
             for name, p in profiles.items()
         ]
         # The estimate uses the one definition of images/min (services/rates): recent throughput
@@ -220,7 +222,7 @@ class JobForm(forms.Form):
         rates = {name: expected_rate(profile=name, batch_size=p.batch_size, fallback=p.expected_images_per_minute,
                                      snapshot=snapshot) for name, p in profiles.items()}
         f["profile"].widget.attrs["data-defaults"] = json.dumps({
-            name: {"batch_size": p.batch_size, "steps": p.steps, "cfg": p.cfg, "sampler": p.sampler,
+            name: {"batch_size": "auto" if getattr(p, "batch_auto", False) else p.batch_size, "steps": p.steps, "cfg": p.cfg, "sampler": p.sampler,
                    "scheduler": p.scheduler, "width": p.width, "height": p.height,
                    "description": p.description, "ipm": round(rates[name][0], 2), "ipm_basis": rates[name][1]}
             for name, p in profiles.items()
@@ -442,7 +444,8 @@ def initial_from_job(job: Job) -> dict:
     """Form values that repeat a job (the "new job like this" link)."""
     return {
         "prompts": "\n".join(job.prompts), "negative_prompt": job.negative_prompt, "name": job.name,
-        "count": str(job.count), "profile": job.profile, "batch_size": str(job.batch_size),
+        "count": str(job.count), "profile": job.profile,
+        "batch_size": "auto" if job.batch_auto else str(job.batch_size),
         "steps": str(job.steps), "cfg": f"{job.cfg:g}", "sampler": job.sampler, "scheduler": job.scheduler,
         "width": str(job.width), "height": str(job.height),
         # Same seeds by default: a random-seeded job's first seed stands as the base seed, and

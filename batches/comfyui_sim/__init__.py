@@ -13,6 +13,10 @@ Not part of ComfyUI, and never to be used by the project's client:
   GET /sim/stats -> {"busy_seconds", "executed", "first_start", "last_end", "checkpoint_loads"}
   (seconds the executor thread spent executing prompts, prompts executed, epoch of the first
   start and last end, checkpoint loads). Only the benchmarks read it.
+  POST /sim/vram {"used_gb": N} -> the GB other programs hold on the fake device (as the
+  --vram-used-gb flag at start): /system_stats' vram_free drops by it and a KSampler that needs
+  more than the rest fails with the OOM error; answers {"used_gb", "total_gb", "vram_total",
+  "vram_free"}, or 400 with {"error"} unless N is a number from 0 to the total. Only tests use it.
 
 Modules: config (knobs, VRAM model), nodes (node classes, object_info), validation
 (POST /prompt checks), graph (links, cache keys, execution order), prompt_queue (heap, history),

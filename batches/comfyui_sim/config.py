@@ -28,6 +28,9 @@ class SimConfig:
     checkpoints: tuple[str, ...] = DEFAULT_CHECKPOINTS
     loras: tuple[str, ...] = DEFAULT_LORAS
     vram_gb: float = 119.0  # fake device total reported in /system_stats, and the OOM limit
+    # --vram-used-gb: GB other programs hold on the device (POST /sim/vram changes it live); it is
+    # missing from /system_stats' vram_free and from what a KSampler may allocate.
+    vram_used_gb: float = 0.0
     model_load_ms: float = 0.0  # paid when a sampler runs a checkpoint other than the loaded one
     node_ms: float = 0.0  # wall time of every non-sampler node (VAEDecode, SaveImage, loaders, ...)
     # --preview-method: "none" (ComfyUI's default) sends no previews; anything else sends a small

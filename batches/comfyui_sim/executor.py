@@ -116,14 +116,19 @@ class NodeContext:
 
     def allocate(self, batch_size: int) -> None:
         needed = vram_needed_gb(batch_size)
-        if needed > self.executor.config.vram_gb:
+        if needed > self.executor.config.vram_gb - self.executor.vram_others_gb:
             # With cudaMallocAsync (ComfyUI's default on CUDA) torch reports just this text.
             raise OutOfMemoryError("Allocation on device ")
+        # Held while the sampler runs (sample_steps lets go): /system_stats shows it as used.
+        self.executor.sampling_bytes = int((needed - MODEL_WEIGHTS_GB) * 1024**3)
 
     def sample_steps(self, total: int) -> None:
-        for step in range(total):
-            time.sleep(self.executor.config.step_ms / 1000.0)
-            self.executor.progress_hook(self.prompt_id, self.node_id, step + 1, total, self.progress)
+        try:
+            for step in range(total):
+                time.sleep(self.executor.config.step_ms / 1000.0)
+                self.executor.progress_hook(self.prompt_id, self.node_id, step + 1, total, self.progress)
+        finally:
+            self.executor.sampling_bytes = 0
 
 
 def format_value(x: Any) -> Any:
@@ -144,6 +149,8 @@ class PromptExecutor:
         self.interrupted = threading.Event()  # nodes.interrupt_processing()
         self.loaded_checkpoint: str | None = None
         self.history_result: dict = {}
+        self.vram_others_gb = config.vram_used_gb  # GB other programs hold (POST /sim/vram)
+        self.sampling_bytes = 0  # the running sampler's activations
         self.reset()
 
     def reset(self) -> None:
@@ -157,7 +164,13 @@ class PromptExecutor:
         self.loaded_checkpoint = None
 
     def vram_used_bytes(self) -> int:
-        return int(MODEL_WEIGHTS_GB * 1024**3) if self.loaded_checkpoint else 0
+        """What this ComfyUI holds: the loaded checkpoint's weights, plus a running sampler's batch."""
+        return (int(MODEL_WEIGHTS_GB * 1024**3) if self.loaded_checkpoint else 0) + self.sampling_bytes
+
+    def vram_free_bytes(self) -> int:
+        """/system_stats' vram_free: the total less what other programs and this ComfyUI hold."""
+        total = self.config.vram_bytes
+        return max(0, total - int(self.vram_others_gb * 1024**3) - self.vram_used_bytes())
 
     def add_message(self, event: str, data: dict, broadcast: bool) -> None:
         data = {**data, "timestamp": int(time.time() * 1000)}

@@ -2,7 +2,7 @@
 
 Handlers follow server.py of ComfyUI v0.3.64: a body that is not JSON makes aiohttp answer 500
 with plain text, POST /queue, /interrupt, /history and /free answer 200 with an empty body.
-GET /sim/stats is the one simulator-only route (see the package docstring).
+GET /sim/stats and POST /sim/vram are the simulator-only routes (see the package docstring).
 """
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def add_routes(app: web.Application, server: "PromptServer") -> None:
                        "required_templates_version": "0.1.95", "python_version": sys.version,
                        "pytorch_version": "2.8.0+cu129", "embedded_python": False, "argv": sys.argv},
             "devices": [{"name": "cuda:0 NVIDIA GB10 : cudaMallocAsync", "type": "cuda", "index": 0,
-                         "vram_total": total, "vram_free": total - used,
+                         "vram_total": total, "vram_free": server.executor.vram_free_bytes(),
                          "torch_vram_total": used, "torch_vram_free": 0}],
         })
 
@@ -182,3 +182,24 @@ def add_routes(app: web.Application, server: "PromptServer") -> None:
         return web.json_response(server.stats.as_dict())
 
     app.router.add_get("/sim/stats", sim_stats)
+
+    async def sim_vram(request: web.Request) -> web.Response:
+        """SIMULATOR ONLY, not part of ComfyUI: {"used_gb": N} sets the GB other programs hold on the
+        device (as --vram-used-gb does at start); answers the new state. Tests shrink and grow the
+        free VRAM with it to drive batch size "auto"."""
+        total_gb = server.config.vram_gb
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        used = body.get("used_gb") if isinstance(body, dict) else None
+        if isinstance(used, bool) or not isinstance(used, (int, float)) or not 0 <= used <= total_gb:
+            return web.json_response(
+                {"error": f'expected {{"used_gb": N}} with N a number from 0 to {total_gb:g} (the device total)'},
+                status=400)
+        server.executor.vram_others_gb = float(used)
+        return web.json_response({"used_gb": server.executor.vram_others_gb, "total_gb": total_gb,
+                                  "vram_total": server.config.vram_bytes,
+                                  "vram_free": server.executor.vram_free_bytes()})
+
+    app.router.add_post("/sim/vram", sim_vram)

@@ -216,7 +216,8 @@ async def serve(config: SimConfig, write: Callable[[str], Any]) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     write(f"ComfyUI simulator (v0.3.64 protocol) on http://{config.host}:{config.port}/ "
-          f"output={app['server'].folders.output} step_ms={config.step_ms:g} vram_gb={config.vram_gb:g}")
+          f"output={app['server'].folders.output} step_ms={config.step_ms:g} vram_gb={config.vram_gb:g}"
+          + (f" vram_used_gb={config.vram_used_gb:g}" if config.vram_used_gb else ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -25,7 +25,9 @@ class JobRequest(Schema):
     prompt: Optional[str] = Field(None, description="One prompt text.")
     prompts: Optional[Union[list[str], str]] = Field(None, description="Several prompt texts.")
     count: Optional[int] = Field(None, description="Images per prompt (default 1).")
-    batch_size: Optional[int] = Field(None, description="Images per ComfyUI prompt: 1, 4 or 8.")
+    batch_size: Optional[Union[int, Literal["auto"]]] = Field(
+        None, description='Images per ComfyUI prompt: 1, 4 or 8, or "auto": per unit, the largest size the '
+                          "GPU's free VRAM allows.")
     steps: Optional[int] = None
     cfg_scale: Optional[float] = None
     sampler: Optional[str] = None

@@ -344,10 +344,15 @@ def _profiles(c: _Checker, data: Any, vram: dict[str, Any], vram_gb: dict[int, f
     profiles: dict[str, Profile] = {}
     for name, body in data.items():
         where = f"profile '{name}'"
-        values = c.section(body, where, _PROFILE)
+        auto = isinstance(body, dict) and isinstance(body.get("batch_size"), str) and \
+            body["batch_size"].strip().lower() == "auto"
+        values = c.section(body, where, {**_PROFILE, "batch_size": _Key("str", "auto")} if auto else _PROFILE)
         if values is None:
             continue
         before = len(c.problems)
+        if auto:  # the largest size allowed (used when VRAM is unknown); units are cut down per unit
+            fitting = [s for s in sizes if vram_gb.get(s, 0) <= vram.get("safe_limit_gb", float("inf"))]
+            values["batch_size"], values["batch_auto"] = (max(fitting) if fitting else min(sizes)), True
         size = values.get("batch_size")
         if size is not None and size not in sizes:
             c.add(where, "batch_size", f"{size} is not one of the batch sizes with a VRAM figure "

@@ -60,6 +60,9 @@ class Profile:
     expected_images_per_minute: float = 0.0  # from the performance table when not given
     title: str = ""  # display name; the profile's name, capitalised, when not given
     finish: dict | None = None  # the finishing plan of its jobs (batches.sprites.plan); None: no sprites
+    # `batch_size: auto`: each unit runs at the largest size the free VRAM allows (services/auto_batch);
+    # batch_size is then the largest size within safe_limit_gb, used when VRAM is unknown.
+    batch_auto: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from batches.services.submission import SubmissionError
 
 # request key -> (check_job parameter, JSON type the key takes)
 TEXT, WHOLE, NUMBER, PROMPTS, OBJECT, AXES = "text", "whole number", "number", "prompts", "object", "axes"
+BATCH = "batch size"  # a whole number, or the string "auto"
 FIELDS: dict[str, tuple[str, str]] = {
     "prompts": ("prompts", PROMPTS),
     "prompt": ("prompts", TEXT),
     "count": ("count", WHOLE),
-    "batch_size": ("batch_size", WHOLE),
+    "batch_size": ("batch_size", BATCH),
     "steps": ("steps", WHOLE),
     "cfg_scale": ("cfg", NUMBER),
     "sampler": ("sampler", TEXT),
@@ -56,6 +57,12 @@ def _type_problem(kind: str, value) -> str | None:
     if kind == WHOLE:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"expected a whole number, got {_json_type(value)}"
+        return None
+    if kind == BATCH:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f'expected a whole number (1, 4 or 8) or "auto", got {_json_type(value)}'
         return None
     if kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -204,7 +211,9 @@ def unit_documents(job: Job) -> list[dict]:
     return [
         {"index": u.index, "status": u.status, "prompt": u.prompt, "seed": u.seed, "batch_size": u.batch_size,
          "attempts": u.attempts, "node": u.node, "comfyui_prompt_id": u.prompt_id, "error": u.error,
-         "downgraded_from": u.downgraded_from, "started_at": u.started_at, "finished_at": u.finished_at}
+         "downgraded_from": u.downgraded_from, "batch_size_chosen": u.batch_size_chosen,
+         "vram_free_gb": round(u.vram_free / 1024**3, 1) if u.vram_free is not None else None,
+         "started_at": u.started_at, "finished_at": u.finished_at}
         for u in job.units.order_by("index")
     ]
 

@@ -173,7 +173,7 @@ def write_batch_info(job) -> Path:
     images = list(
         Image.objects.filter(job_id=job.pk).order_by("sequence").values(
             "sequence", "seed", "prompt", "file_path", "generation_time", "node", "sprite_state", "sprite_path",
-            "sprite_info",
+            "sprite_info", "metadata",
         )
     )
     elapsed = None
@@ -207,6 +207,8 @@ def write_batch_info(job) -> Path:
         "images": [
             {"sequence": i["sequence"], "seed": i["seed"], "prompt": i["prompt"],
              "file": i["file_path"], "generation_time_s": i["generation_time"], "node": i["node"],
+             "batch_size_chosen": (i["metadata"] or {}).get("batch_size_chosen"),
+             "vram_free_gb": (i["metadata"] or {}).get("vram_free_gb"),
              **_sprite_entry(i)}
             for i in images
         ],
@@ -250,5 +252,6 @@ def job_parameters(job) -> dict:
         "width": job.width,
         "height": job.height,
         "batch_size": job.batch_size,
+        "batch_auto": job.batch_auto,  # batch size "auto": batch_size is the largest; each unit picks its own
         "base_seed": job.base_seed,
     }

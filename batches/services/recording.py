@@ -90,6 +90,10 @@ def image_metadata(unit: Unit, *, sequence: int, batch_index: int, width: int, h
         "batch_size": unit.batch_size,
         "batch_index": batch_index,
         "downgraded_from_batch_size": unit.downgraded_from,
+        # The batch size it ran at ("auto" picks it per unit) and the free VRAM ComfyUI reported then.
+        "batch_auto": job.batch_auto,
+        "batch_size_chosen": unit.batch_size_chosen or unit.batch_size,
+        "vram_free_gb": round(unit.vram_free / 1024**3, 1) if unit.vram_free is not None else None,
         "width": width,
         "height": height,
         "profile": job.profile,
@@ -188,28 +192,46 @@ def record_unit(unit: Unit, entry, *, client, node: str) -> list[Image]:
 def split_after_oom(unit: Unit, exc) -> list[Unit]:
     """ComfyUI ran out of memory: rerun the unit's images at the next smaller batch size (8->4->1)."""
     smaller = {8: 4, 4: 1, 2: 1, 3: 1, 5: 4, 6: 4, 7: 4}.get(unit.batch_size, 1)
+    pieces = split_unit(unit, smaller, downgraded=True, note=(
+        f"out of memory at batch size {unit.batch_size}; split into {{pieces}} unit(s) of "
+        f"{smaller}: {exc.exception_message}"))
+    publish("unit_downgraded", job_id=unit.job_id, unit=unit.pk, index=unit.index,
+            from_batch_size=unit.batch_size, to_batch_size=smaller, pieces=len(pieces))
+    return pieces
+
+
+def split_unit(unit: Unit, size: int, *, note: str, downgraded: bool = False,
+               claim_first: dict | None = None) -> list[Unit]:
+    """Hand a unit's images to new units of at most `size` images (new indexes, the same seeds
+    and sequence numbers); the unit itself becomes SPLIT with `note` ({pieces} is filled in).
+
+    `downgraded`: an out-of-memory split, recorded in the pieces' downgraded_from. `claim_first`:
+    the first piece is written already claimed with these fields (status, node, ...), so no other
+    node can take it between the split and the claim; the others are pending.
+    """
     with transaction.atomic():
         last_index = Unit.objects.filter(job_id=unit.job_id).order_by("-index").values_list("index", flat=True).first()
         pieces: list[Unit] = []
         offset = 0
         next_index = (last_index or 0) + 1
         while offset < unit.batch_size:
-            size = min(smaller, unit.batch_size - offset)
+            piece_size = min(size, unit.batch_size - offset)
             pieces.append(Unit(
                 job_id=unit.job_id, index=next_index, prompt_index=unit.prompt_index, prompt=unit.prompt,
-                seed=unit.seed + offset, batch_size=size, first_sequence=unit.first_sequence + offset,
+                seed=unit.seed + offset, batch_size=piece_size, first_sequence=unit.first_sequence + offset,
                 priority=unit.priority, checkpoint=unit.checkpoint,
-                downgraded_from=unit.downgraded_from or unit.batch_size,
+                downgraded_from=(unit.downgraded_from or unit.batch_size) if downgraded else unit.downgraded_from,
+                **(claim_first if claim_first and not pieces else {}),
             ))
-            offset += size
+            offset += piece_size
             next_index += 1
         Unit.objects.bulk_create(pieces)
         # The original unit hands its images over to the pieces; it made none itself.
         Unit.objects.filter(pk=unit.pk).update(
             status=Unit.Status.SPLIT, finished_at=timezone.now(),
-            error=f"out of memory at batch size {unit.batch_size}; split into {len(pieces)} unit(s) of "
-                  f"{smaller}: {exc.exception_message}"[:4000],
+            error=note.replace("{pieces}", str(len(pieces)))[:4000],
         )
-    publish("unit_downgraded", job_id=unit.job_id, unit=unit.pk, index=unit.index,
-            from_batch_size=unit.batch_size, to_batch_size=smaller, pieces=len(pieces))
-    return pieces
+    # bulk_create sets primary keys on PostgreSQL and recent SQLite only: read them back.
+    by_index = {u.index: u for u in Unit.objects.select_related("job").filter(
+        job_id=unit.job_id, index__in=[p.index for p in pieces])}
+    return [by_index[p.index] for p in pieces]

@@ -20,6 +20,11 @@ from batches.numbers import NumberError, parse_int
 log = logging.getLogger("batches.submission")
 
 BATCH_SIZES = (1, 4, 8)
+AUTO = "auto"  # batch size "auto": each unit runs at what the free VRAM allows (services/auto_batch)
+
+
+def is_auto(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == AUTO
 LIMITS = {
     "prompts": 5000,  # prompts per job
     "prompt_length": 2000,  # characters per prompt
@@ -255,7 +260,10 @@ def check_job(
     count_n = check.integer("count", count, low=1, high=limits["count"])
     if count in (None, ""):
         check.add("count", "give how many images per prompt (1 or more)")
-    batch_n = check.integer("batch_size", batch_size, low=1, high=8, allowed=BATCH_SIZES)
+    batch_auto = is_auto(batch_size)
+    batch_n = None if batch_auto else check.integer("batch_size", batch_size, low=1, high=8, allowed=BATCH_SIZES)
+    if isinstance(batch_size, str) and not batch_auto and check.errors.get("batch_size"):
+        check.errors["batch_size"][-1] += " (or auto: the largest size the free VRAM allows, per unit)"
     steps_n = check.integer("steps", steps, low=limits["steps"][0], high=limits["steps"][1])
     cfg_n = check.number("cfg", cfg, low=limits["cfg"][0], high=limits["cfg"][1])
     width_n = check.integer("width", width, low=limits["width"][0], high=limits["width"][1])
@@ -323,7 +331,10 @@ def check_job(
             hint = f"did you mean {', '.join(close)}?" if close else f"see {kind} in ComfyUI"
             check.add(label, f"unknown {label} {value!r}: {hint}")
 
-    batch_v = batch_n or (prof.batch_size if prof else None)
+    if batch_size in (None, "") and prof is not None and getattr(prof, "batch_auto", False):
+        batch_auto = True  # the profile says `batch_size: auto`
+    # Auto: units are planned at the largest size and each is cut down when it is claimed.
+    batch_v = max(BATCH_SIZES) if batch_auto else batch_n or (prof.batch_size if prof else None)
     values = {
         "steps": steps_n or (prof.steps if prof else None),
         "cfg": cfg_n if cfg_n is not None else (prof.cfg if prof else None),
@@ -374,7 +385,8 @@ def check_job(
         lora_strength_model=strength_n if strength_n is not None else 1.0,
         lora_strength_clip=(strength_clip_n if strength_clip_n is not None
                             else strength_n if strength_n is not None else 1.0),
-        base_seed=seed_n, priority=priority_v, finish=finish_plan, webhook_url=webhook_url, **values,
+        base_seed=seed_n, priority=priority_v, finish=finish_plan, webhook_url=webhook_url, batch_auto=batch_auto,
+        **values,
     )
 
 

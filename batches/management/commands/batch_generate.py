@@ -76,8 +76,10 @@ class Command(cli.CliCommand):
         source.add_argument("--prompts-file", metavar="FILE",
                             help="UTF-8 text, one prompt per line ('#' comments and blank lines skipped; - reads stdin)")
         parser.add_argument("--count", type=cli.whole_number_arg, default=1, metavar="N", help="images per prompt (default 1)")
-        parser.add_argument("--batch-size", type=cli.whole_number_arg, choices=BATCH_SIZES,
-                            help="images per ComfyUI prompt (default: the profile's)")
+        parser.add_argument("--batch-size", type=cli.batch_size_arg, choices=(*BATCH_SIZES, "auto"),
+                            metavar="{" + ",".join(map(str, BATCH_SIZES)) + ",auto}",
+                            help="images per ComfyUI prompt (default: the profile's); auto: the largest "
+                                 "size the GPU's free VRAM allows, chosen per unit")
         parser.add_argument("--priority", choices=PRIORITIES, help="queue priority (default: the profiles file's, normally 'normal')")
         parser.add_argument("--steps", type=cli.whole_number_arg, metavar="N", help="sampler steps (default: the profile's)")
         parser.add_argument("--cfg-scale", type=float, metavar="X", help="CFG scale (default: the profile's)")
@@ -194,7 +196,7 @@ class Command(cli.CliCommand):
         prompts = len(job.prompts)
         self.stdout.write(
             f"Queued job {job.pk} for {job.owner.get_username()}: {prompts} prompt{'s' * (prompts != 1)} x "
-            f"{job.count} = {job.images_planned} images (profile {job.profile}, batch size {job.batch_size}, "
+            f"{job.count} = {job.images_planned} images (profile {job.profile}, batch size {cli.batch_size_text(job)}, "
             f"{job.steps} steps, cfg {job.cfg:g}, priority {job.priority_name})."
         )
         self.stdout.write(f"Output: {outputs.job_dir(job)}")

@@ -106,13 +106,14 @@
     var prompts = promptCount();
     var hasFile = form.elements.prompts_file && form.elements.prompts_file.files && form.elements.prompts_file.files.length;
     var count = parseInt(form.elements.count.value, 10) || 0;
-    var batch = parseInt(form.elements.batch_size.value, 10) || 1;
+    var auto = form.elements.batch_size.value === "auto";
+    var batch = auto ? 8 : parseInt(form.elements.batch_size.value, 10) || 1;  /* auto: planned at 8, cut per unit */
     if (!prompts && !hasFile) { summary.textContent = "Write a prompt (one per line) or choose a prompts file."; return; }
     var images = prompts * count;
     var units = prompts * Math.ceil(count / batch);
     var text = prompts + " prompt" + (prompts === 1 ? "" : "s") + (hasFile ? " + the file's" : "") + " × " + count +
       " = " + images + (hasFile ? "+" : "") + " image" + (images === 1 ? "" : "s") + " in " + units + (hasFile ? "+" : "") +
-      " unit" + (units === 1 ? "" : "s") + " of up to " + batch;
+      " unit" + (units === 1 ? "" : "s") + " of up to " + batch + (auto ? " (auto: smaller when VRAM is short)" : "");
     var d = defaults[profile.value];
     if (d && d.ipm && images) text += " · about " + DGX.duration((images / d.ipm) * 60) + " at " + d.ipm.toFixed(1) + " img/min (based on " + (d.ipm_basis || "the profile's expected rate") + ")";
     summary.textContent = text + ".";
