@@ -70,7 +70,7 @@ def node_statistics(*, rates: RateSnapshot | None = None) -> list[dict]:
             "name": node.name, "comfyui_url": node.comfyui_url, "comfyui_ok": node.comfyui_ok,
             "unreachable_since": node.unreachable_since, "last_error": node.last_error,
             "heartbeat_at": node.heartbeat_at, "vram_total": node.vram_total, "vram_free": node.vram_free,
-            "images_made": node.images_made,
+            "images_made": node.images_made, "hold_reason": node.hold_reason, "disk_free": node.disk_free,
             "images_per_minute": round(rate.images_per_minute, 2),
             "eta_seconds": rate.eta_seconds, "rate_based_on": rate.based_on,
             "current_unit": ({"job": unit.job_id, "index": unit.index, "status": unit.status}

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from batches.forms import JobForm, RefinishForm, initial_from_job
 from batches.models import Job, Priority, Unit, WorkerNode
 from batches.numbers import NumberError, parse_id
-from batches.services import control, finishing, previews, sheets
+from batches.services import auto_batch, control, finishing, previews, sheets
 from batches.services.finishing.pages import job_summary
 from batches.services.outputs import job_parameters
 from batches.services.quotas import QuotaError
@@ -60,8 +60,12 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
     counts = dict(job.units.values_list("status").annotate(n=Count("id")))
     running = job.units.filter(status=Unit.Status.RUNNING).order_by("started_at").first()
     failed = list(job.units.filter(status=Unit.Status.FAILED).order_by("index")[:FAILED_UNITS_SHOWN])
-    strip = list(job.units.order_by("index").values("pk", "index", "status", "batch_size", "prompt")
-                 [:UNIT_STRIP_LIMIT])
+    strip = list(job.units.order_by("index").values("pk", "index", "status", "batch_size", "prompt",
+                                                     "batch_size_chosen", "vram_free")[:UNIT_STRIP_LIMIT])
+    for u in strip:  # batch size auto: "auto (chose 4 at 30.1 GB free)"
+        u["auto_note"] = auto_batch.note(job.batch_auto, u["batch_size_chosen"], u["vram_free"])
+    if running is not None:
+        running.auto_note = auto_batch.note(job.batch_auto, running.batch_size_chosen, running.vram_free)
     job.user_can_change = can_change(request.user, job)
     return {
         "job": job,
@@ -75,6 +79,8 @@ def _state_context(request: HttpRequest, job: Job) -> dict:
         "priorities": [p.label for p in sorted(Priority, reverse=True)],
         # Units of an active job wait while ComfyUI is away: say so, and since when.
         "outages": list(WorkerNode.objects.filter(comfyui_ok=False).order_by("name")) if job.is_active else [],
+        # ... and while a node's disk guard holds (OUTPUT_ROOT nearly full): why, and that it resumes.
+        "holds": list(WorkerNode.objects.exclude(hold_reason="").order_by("name")) if job.is_active else [],
         # Sent back with retry and requeue: a double click on the same drawing acts once.
         "request_id": uuid.uuid4().hex,
         "finishing": finishing.is_finishing(job),

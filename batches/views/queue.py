@@ -101,6 +101,8 @@ def worker_state(user, *, rates: RateSnapshot | None = None) -> dict:
         "paused_by": control_row.paused_by if paused else "",
         "nodes": nodes,
         "unreachable": [n for n in nodes if not n.comfyui_ok],
+        # The disk guard: nodes that claim nothing new until OUTPUT_ROOT has space again.
+        "held": [n for n in nodes if n.hold_reason],
         "busy": any(n.busy_unit for n in nodes),
         "images_remaining": remaining,
         "rate": queue_rate.images_per_minute,

@@ -178,13 +178,16 @@ class Command(cli.CliCommand):
             since = timezone.localtime(node.unreachable_since).strftime("%Y-%m-%d %H:%M:%S") if node.unreachable_since else "?"
             lines.append(f"ComfyUI unreachable since {since} (node {esc(node.name)}, {esc(node.comfyui_url)}): "
                          f"{esc(node.last_error or 'no answer')}; units wait and resume by themselves.")
+        for node in WorkerNode.objects.exclude(hold_reason="").order_by("name"):
+            lines.append(f"Node {esc(node.name)} claims nothing new: {esc(node.hold_reason)}. "
+                         f"The running unit finishes; work resumes by itself once space is freed.")
         return lines
 
     def job_detail(self, job: Job) -> str:
         # Text from the rows is escaped: a name or prompt stored with ESC must not drive the terminal.
         prompts = len(job.prompts)
         params = [f"{job.steps} steps", f"cfg {job.cfg:g}", esc(f"{job.sampler}/{job.scheduler}"),
-                  f"{job.width}x{job.height}", f"batch size {job.batch_size}",
+                  f"{job.width}x{job.height}", f"batch size {cli.batch_size_text(job)}",
                   f"seed {job.base_seed if job.base_seed is not None else 'random'}"]
         if job.checkpoint:
             params.append(f"model {esc(job.checkpoint)}")
@@ -259,6 +262,8 @@ class Command(cli.CliCommand):
                 vram = f", {node['vram_free'] / 1024 ** 3:.1f} GB free" if node["vram_free"] else ""
                 unit = node.get("current_unit")
                 running = f", running job {unit['job']} unit {unit['index']}" if unit else ", idle"
+                if node.get("hold_reason"):
+                    running += f", HOLDING: {esc(node['hold_reason'])}"
                 lines.append(f"    {node['name']:<12} {node['comfyui_url']}  {health}, heartbeat {beat}{vram}{running}, "
                              f"{node['images_per_minute']:.1f} img/min, {node['images_made']} images")
         return "\n".join(lines)

@@ -11,9 +11,10 @@
 
   var ROWS = ["job_queued", "job_started", "unit_started", "job_finished", "job_cancelling", "job_stopping",
               "job_priority", "job_retry", "unit_failed", "unit_cancelled", "unit_requeued", "unit_resubmitted",
-              "unit_downgraded"];
+              "unit_downgraded", "unit_resized"];
   var WORKER = ["job_queued", "job_started", "unit_started", "unit_done", "unit_submitted", "job_finished", "job_cancelling",
-                "job_stopping", "job_retry", "queue_paused", "queue_resumed", "comfyui_unreachable", "comfyui_back"];
+                "job_stopping", "job_retry", "queue_paused", "queue_resumed", "comfyui_unreachable", "comfyui_back",
+                "disk_hold", "disk_ok"];
   var RECENT = ["job_finished", "job_retry", "job_cancelling"];
 
   var on = {
