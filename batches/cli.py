@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from batches.checks import COMMAND_CHECKS
 from batches.models import Job, Unit
 from batches.numbers import NumberError, parse_id, parse_int
 from batches.services import outputs
@@ -56,6 +57,8 @@ class UsageError(CommandError):
 
 class CliCommand(BaseCommand):
     """A management command whose argument errors are one line on stderr and exit with 64."""
+
+    requires_system_checks = COMMAND_CHECKS  # the secret key only: a quick CLI (batches/checks.py)
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)

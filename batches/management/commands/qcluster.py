@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_q.management.commands.qcluster import Command as QClusterCommand
 
+from batches.checks import COMMAND_CHECKS
 from batches.gpu_cluster import NodeCluster
 from batches.services import node_lease
 
@@ -17,6 +18,7 @@ EXIT_NODE_BUSY = 3  # the launcher does not restart a worker refused for this re
 
 
 class Command(QClusterCommand):
+    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
     help = ("Start this node's GPU worker: one django-q2 cluster with one worker feeding COMFYUI_URL. "
             "SIGTERM or SIGINT (to it or its process group) lets the unit on the GPU finish "
             "(at most DGX_STOP_GRACE seconds), then exits. Refuses to start while another worker "

@@ -9,10 +9,12 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from batches.checks import COMMAND_CHECKS
 from batches.services.finishing import runner
 
 
 class Command(BaseCommand):
+    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
     help = ("Turn generated images into sprites (pixel grid, palette, transparency) as their jobs ask; "
             "runs until stopped (SIGTERM/SIGINT), or with --once until nothing is left.")
 

@@ -10,11 +10,13 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from batches.checks import COMMAND_CHECKS
 from batches.services.webhooks import worker
 from batches.services.webhooks.signing import secret_is_derived, signing_key
 
 
 class Command(BaseCommand):
+    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
     help = ("Send signed webhooks for job events (job.completed/partial/failed/cancelled, job.progress, ping) "
             "with retries and back-off; runs until stopped, or with --once until nothing is due.")
 
