@@ -242,7 +242,10 @@ def test_units_follow_free_vram_down_and_up_and_every_image_is_made_once(simulat
     assert split and all("batch size auto chose" in u.error for u in split)
     assert all(u.downgraded_from is None for u in ran)  # not an out-of-memory downgrade
     four = [u for u in ran if u.batch_size == 4]
-    assert all(round(u.vram_free / GB, 1) == 36.0 for u in four)
+    seen = [round(u.vram_free / GB, 1) for u in four]
+    # Sized at 36 GB while VRAM was short; a piece of 4 left over when VRAM came back runs at 4
+    # (pieces never grow) and records what it saw then. Either way, 4 fitted (22 GB + 4 GB margin).
+    assert 36.0 in seen and all(free >= 26 for free in seen), seen
 
     # Every image once: sequences 1..80, one file each, the metadata saying how it was made.
     images = list(Image.objects.filter(job=job).order_by("sequence"))

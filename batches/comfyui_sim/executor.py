@@ -167,10 +167,13 @@ class PromptExecutor:
         """What this ComfyUI holds: the loaded checkpoint's weights, plus a running sampler's batch."""
         return (int(MODEL_WEIGHTS_GB * 1024**3) if self.loaded_checkpoint else 0) + self.sampling_bytes
 
-    def vram_free_bytes(self) -> int:
-        """/system_stats' vram_free: the total less what other programs and this ComfyUI hold."""
+    def vram_free_bytes(self, used: int | None = None) -> int:
+        """/system_stats' vram_free: the total less what other programs and this ComfyUI hold
+        (`used`: a vram_used_bytes() read once, so one answer's figures agree while a sampler
+        starts or stops in the executor's thread)."""
         total = self.config.vram_bytes
-        return max(0, total - int(self.vram_others_gb * 1024**3) - self.vram_used_bytes())
+        used = self.vram_used_bytes() if used is None else used
+        return max(0, total - int(self.vram_others_gb * 1024**3) - used)
 
     def add_message(self, event: str, data: dict, broadcast: bool) -> None:
         data = {**data, "timestamp": int(time.time() * 1000)}

@@ -140,7 +140,7 @@ def add_routes(app: web.Application, server: "PromptServer") -> None:
                        "required_templates_version": "0.1.95", "python_version": sys.version,
                        "pytorch_version": "2.8.0+cu129", "embedded_python": False, "argv": sys.argv},
             "devices": [{"name": "cuda:0 NVIDIA GB10 : cudaMallocAsync", "type": "cuda", "index": 0,
-                         "vram_total": total, "vram_free": server.executor.vram_free_bytes(),
+                         "vram_total": total, "vram_free": server.executor.vram_free_bytes(used),
                          "torch_vram_total": used, "torch_vram_free": 0}],
         })
 

@@ -37,19 +37,15 @@ def _download(request: HttpRequest) -> bool:
     return request.GET.get("download") in ("1", "true", "yes")
 
 
-@login_required
-@require_safe
-def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
+# --- one response per kind of file: the dashboard's views below and the HTTP API's use them -------
+
+def png_response(request: HttpRequest, image) -> FileResponse:
     """The full PNG; `?download=1` sends it as an attachment."""
-    image = get_image_for_user(request, image_id)
     return _file(image.file_path, "image/png", download=_download(request),
                  filename=download_name(image, Path(image.file_path).name))
 
 
-@login_required
-@require_safe
-def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
-    image = get_image_for_user(request, image_id)
+def thumb_response(image) -> FileResponse:
     if image.thumb_path:
         try:
             return _file(image.thumb_path, "image/png")
@@ -58,27 +54,17 @@ def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
     return _file(image.file_path, "image/png")
 
 
-@login_required
-@require_safe
-def image_sprite(request: HttpRequest, image_id: int) -> HttpResponse:
-    """The finished sprite (404 until one exists); `?download=1` names it after its job's folder.
-
-    Pages add `?v=<sprite run>`: a re-finish replaces the file under the same name, and the
-    cached copy of the previous run must not be shown.
-    """
-    image = get_image_for_user(request, image_id)
+def sprite_response(request: HttpRequest, image) -> FileResponse:
+    """The finished sprite (404 until one exists); `?download=1` names it after its job's folder."""
     if not image.sprite_path:
-        raise Http404("this image has no sprite yet")
+        raise Http404(f"image {image.pk} has no sprite yet (sprite state: {image.sprite_state or 'none'})")
     folder = image.job.output_dir or job_dir_name(image.job)
     return _file(image.sprite_path, "image/png", download=_download(request),
                  filename=f"{folder}_{Path(image.sprite_path).name}")
 
 
-@login_required
-@require_safe
-def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
-    """The image's metadata JSON as written next to it; the stored copy if the file is gone."""
-    image = get_image_for_user(request, image_id)
+def metadata_response(request: HttpRequest, image) -> HttpResponse:
+    """The metadata JSON as written next to the image; the stored copy if the file is gone."""
     if image.metadata_path:
         try:
             return _file(image.metadata_path, "application/json", download=_download(request),
@@ -87,8 +73,34 @@ def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
             if not image.metadata:
                 raise
     if not image.metadata:
-        raise Http404("this image has no metadata")
+        raise Http404(f"image {image.pk} has no metadata")
     response = JsonResponse(image.metadata, json_dumps_params={"indent": 2})
     if _download(request):
         response["Content-Disposition"] = f'attachment; filename="{download_name(image, f"sprite_{image.sequence:04d}.json")}"'
     return response
+
+
+@login_required
+@require_safe
+def image_file(request: HttpRequest, image_id: int) -> HttpResponse:
+    return png_response(request, get_image_for_user(request, image_id))
+
+
+@login_required
+@require_safe
+def image_thumb(request: HttpRequest, image_id: int) -> HttpResponse:
+    return thumb_response(get_image_for_user(request, image_id))
+
+
+@login_required
+@require_safe
+def image_sprite(request: HttpRequest, image_id: int) -> HttpResponse:
+    """Pages add `?v=<sprite run>`: a re-finish replaces the file under the same name, and the
+    cached copy of the previous run must not be shown."""
+    return sprite_response(request, get_image_for_user(request, image_id))
+
+
+@login_required
+@require_safe
+def image_metadata(request: HttpRequest, image_id: int) -> HttpResponse:
+    return metadata_response(request, get_image_for_user(request, image_id))

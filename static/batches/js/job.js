@@ -13,6 +13,21 @@
 
   function card() { return document.getElementById("job-progress"); }
 
+  // Images are only ever added to a job, so its count never goes down: a state partial rendered
+  // just before the latest image_saved arrived must not move the bar back.
+  var mostDone = 0;
+  function noteDone() { var c = card(); if (c) mostDone = Math.max(mostDone, Number(c.dataset.done) || 0); }
+  noteDone();
+  document.addEventListener("dgx:swapped", function (event) {
+    if (event.detail.name !== "state") return;
+    var c = card();
+    if (c && (Number(c.dataset.done) || 0) < mostDone) {
+      DGX.setProgress(c, { done: mostDone });
+      DGX.setField(document, "done", mostDone);
+    }
+    noteDone();
+  });
+
   function newestShown() {
     var max = 0;
     tiles.querySelectorAll("[data-image]").forEach(function (el) { max = Math.max(max, Number(el.dataset.image)); });
@@ -54,11 +69,13 @@
       var c = card();
       if (c) DGX.setProgress(c, { done: (Number(c.dataset.done) || 0) + 1 });
       DGX.setField(document, "done", card() ? card().dataset.done : "");
+      noteDone();
       moreImages();
     },
     job_progress: function (d) {
-      DGX.setProgress(card(), { done: d.images_done, failed: d.images_failed, planned: d.images_planned });
-      DGX.setField(document, "done", d.images_done);
+      DGX.setProgress(card(), { done: Math.max(d.images_done, mostDone), failed: d.images_failed, planned: d.images_planned });
+      DGX.setField(document, "done", Math.max(d.images_done, mostDone));
+      noteDone();
     },
     // The running unit's latest preview; an unknown unit is drawn by the state refresh its progress asks for.
     preview: function (d) { DGX.showPreview(d.unit, d.url); },
