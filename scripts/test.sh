@@ -21,10 +21,10 @@ PYTEST=(.venv/bin/python -m pytest)
 if [ $# -gt 0 ]; then
   exec "${PYTEST[@]}" "$@"
 fi
-# Pass 1 runs in DGX_TEST_WORKERS processes (pytest-xdist; default 2): most tests wait on real
-# processes (simulator, qcluster, daphne, Chromium), so two of them share two cores well. Each
+# Pass 1 runs in DGX_TEST_WORKERS processes (pytest-xdist; default 3): most tests wait on real
+# processes (simulator, qcluster, daphne, Chromium) and sleep while they work, so three share two cores well. Each
 # worker has its own SQLite test database and free ports; 1 runs them one after the other.
-WORKERS=${DGX_TEST_WORKERS:-2}
+WORKERS=${DGX_TEST_WORKERS:-3}
 echo "== pass 1: embedded default (SQLite, ORM broker, in-process channel layer), $WORKERS worker(s) =="
 if [ "$WORKERS" -gt 1 ]; then
   "${PYTEST[@]}" -m "not services" -n "$WORKERS"
