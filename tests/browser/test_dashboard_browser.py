@@ -80,10 +80,13 @@ def test_an_artist_signs_in_submits_a_job_and_watches_it_fill_in(browser, stack,
     job = Job.objects.get()
     assert page.url.endswith(f"/jobs/{job.pk}/") and job.priority_name == "high" and job.images_planned == 12
     page.evaluate("window.__notReloaded = true")
-    counts = _watch(page, "Number(document.getElementById('job-progress').dataset.done)",
-                    "document.querySelectorAll('#job-images .tile').length >= 4")
-    steps = _watch(page, "(document.querySelector('[data-step-unit] [data-field=step]') || {}).textContent || ''",
-                   "document.querySelectorAll('#job-images .tile').length >= 6")
+    # The bar and the running unit's step counter, watched together (one after the other, a slow
+    # machine could see the first six units go by before looking at the steps).
+    seen = _watch(page, "[Number(document.getElementById('job-progress').dataset.done), "
+                        "(document.querySelector('[data-step-unit] [data-field=step]') || {}).textContent || '']",
+                  "document.querySelectorAll('#job-images .tile').length >= 6")
+    counts = [done for i, (done, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != done]
+    steps = [step for _, step in seen]
     shot(page, "job-running")
     _watch(page, "document.querySelectorAll('#job-images .tile').length",
            "document.querySelector('#job-state .status').textContent.trim() === 'completed'")
