@@ -123,14 +123,17 @@ def test_the_job_page_draws_the_running_units_latest_preview(owner, output_root)
 def test_a_real_worker_publishes_previews_from_the_simulator(simulator_factory, qcluster_factory, owner):
     _, url = simulator_factory("--step-ms", "250", "--preview-method", "auto")
     qcluster_factory(url)
-    job = job_submit(owner=owner, prompts=["pixel art knight"], count=4, batch_size=4, steps=8, width=64, height=64,
+    browser = signed_in(owner)
+    # 16 steps of 250 ms: the preview lives only while its unit runs, and a loaded machine may take
+    # a second or two from the event to the request.
+    job = job_submit(owner=owner, prompts=["pixel art knight"], count=4, batch_size=4, steps=16, width=64, height=64,
                      client=None)
     event = wait_until(lambda: Event.objects.filter(kind="preview", job=job).first(), timeout=60,
                        message="a preview event")
-    response = signed_in(owner).get(event.data["url"])
+    response = browser.get(event.data["url"])
     assert response.status_code == 200 and response.content.startswith(b"\xff\xd8")
     wait_until(lambda: Job.objects.get(pk=job.pk).status in Job.FINISHED, timeout=60, message="the job to finish")
-    steps_ran = 8
+    steps_ran = 16
     assert 1 <= Event.objects.filter(kind="preview", job=job).count() < steps_ran  # throttled (2/s at 250 ms a step)
 
 
