@@ -9,6 +9,19 @@
 
   function row(jobId) { return document.getElementById("job-row-" + jobId); }
 
+  // A job's image count never goes down: rows rendered a moment before the latest image_saved
+  // arrived must not move its bar back (the job page does the same).
+  var mostDone = {};
+  function noteDone(r) {
+    if (!r) return;
+    var id = r.id, done = Number(r.dataset.done) || 0;
+    if (done < (mostDone[id] || 0)) DGX.setProgress(r, { done: mostDone[id] });
+    else mostDone[id] = done;
+  }
+  document.addEventListener("dgx:swapped", function (event) {
+    if (event.detail.name === "rows") document.querySelectorAll("[id^='job-row-']").forEach(noteDone);
+  });
+
   var ROWS = ["job_queued", "job_started", "unit_started", "job_finished", "job_cancelling", "job_stopping",
               "job_priority", "job_retry", "unit_failed", "unit_cancelled", "unit_requeued", "unit_resubmitted",
               "unit_downgraded", "unit_resized"];
@@ -28,10 +41,12 @@
     image_saved: function (d, m) {
       var r = row(m.job);
       if (r) DGX.setProgress(r, { done: (Number(r.dataset.done) || 0) + 1 });
+      noteDone(r);
     },
     job_progress: function (d, m) {
       var r = row(m.job);
       if (r) DGX.setProgress(r, { done: d.images_done, failed: d.images_failed, planned: d.images_planned });
+      noteDone(r);
     },
     "*": function (d, m) {
       var names = [];
