@@ -36,8 +36,10 @@ from batches.comfyui import (
     EventStream,
 )
 from batches.models import Job, QueueControl, Unit, WorkerNode
-from batches.services import auto_batch, disk_guard, previews, reclaim, recording, stopping
+from batches.services import auto_batch, previews, reclaim, recording, stopping
 from batches.services.events import in_one_frame, publish
+from batches.services.worker_disk import DiskGuard
+from batches.services.worker_sizing import UnitSizing, preferred_pieces
 
 log = logging.getLogger("batches.worker")
 
@@ -45,13 +47,8 @@ MAX_ATTEMPTS = 4  # ComfyUI lost the prompt or went away this many times: fail t
 WAIT_SLICE = 0.25  # seconds between looks at the rows (cancel, pause, a more urgent job)
 LOCATE_EVERY = 1.0  # ask /history and /queue after this long without a sign of the unit
 BACKOFF_MAX = 10.0
-DISK_RECHECK = 2.0  # seconds between looks at the free space while the disk guard holds
 
 _client_ids: dict[tuple[int, str], str] = {}
-# Per node, the pieces of units cut down by batch size "auto" still to run: claimed next (ahead of
-# same-priority units queued since), so a job keeps its place in the queue. Kept for the process,
-# so a later drain still prefers them.
-_preferred: dict[str, deque[int]] = {}
 
 
 def process_client_id(node: str) -> str:
@@ -71,7 +68,7 @@ class _Stopping(Exception):
     """The cluster is stopping and the stop grace is spent: leave the unit in flight and return."""
 
 
-class GpuWorker:
+class GpuWorker(UnitSizing, DiskGuard):
     def __init__(self, *, node: str, comfyui_url: str, time_budget: float = 600.0,
                  client: ComfyUIClient | None = None):
         self.node_name = node
@@ -90,7 +87,7 @@ class GpuWorker:
         self._last_vram = 0.0
         # (total, free for ComfyUI) bytes at the last look (auto_batch.Vram): recorded on every unit
         self._vram_seen: tuple[int, int] | None = None
-        self.preferred = _preferred.setdefault(node, deque())
+        self.preferred = preferred_pieces(node)
         self._last_sign = 0.0
         self._previews = previews.PreviewThrottle()
         self._holding = False  # the disk guard holds: claim nothing new (services/disk_guard)
@@ -135,51 +132,6 @@ class GpuWorker:
         return (stopping.requested() or time.monotonic() > deadline or QueueControl.is_paused()
                 or self._disk_holds())
 
-    # --- the disk guard ------------------------------------------------------------------------
-    def _disk_holds(self) -> bool:
-        """Look at the free space at OUTPUT_ROOT (one statvfs); hold while it is below DGX_DISK_MIN_FREE_GB.
-
-        The node's row says why (`hold_reason`) and how much is free (`disk_free`); the start and
-        the end of a hold are published so the pages redraw.
-        """
-        state = disk_guard.check()
-        reason = state.reason
-        was_held = bool(self.node.hold_reason)  # as the row says: a hold left by an earlier drain counts
-        now = time.monotonic()
-        if reason != self.node.hold_reason or now - self._last_disk_write > 10.0:
-            self._last_disk_write = now
-            WorkerNode.objects.filter(pk=self.node.pk).update(hold_reason=reason, disk_free=state.free)
-            self.node.hold_reason, self.node.disk_free = reason, state.free
-        self._holding = state.low
-        if state.low != was_held:
-            job_id = self._current_job_id() or (
-                Unit.objects.filter(status=Unit.Status.PENDING).order_by("-priority", "id")
-                .values_list("job_id", flat=True).first())
-            if state.low:
-                log.warning("%s: holding: %s", self.node_name, reason)
-                publish("disk_hold", job_id=job_id, node=self.node_name, reason=reason, free=state.free)
-            else:
-                log.info("%s: disk space is back (%.1f GB free at OUTPUT_ROOT); claiming again",
-                         self.node_name, (state.free or 0) / disk_guard.GB)
-                publish("disk_ok", job_id=job_id, node=self.node_name, free=state.free)
-        return state.low
-
-    def _wait_for_disk(self, deadline: float) -> bool:
-        """Held by the disk guard with work waiting: beat, wait DISK_RECHECK and look again (True).
-
-        False when there is nothing to wait for (a stop, a pause, the budget spent, no pending
-        work): the drain ends, and the next nudge or the scheduled tick looks again.
-        """
-        if not self._holding or stopping.requested() or time.monotonic() > deadline or QueueControl.is_paused():
-            return False
-        if not Unit.objects.filter(status=Unit.Status.PENDING).exists():
-            return False
-        until = time.monotonic() + DISK_RECHECK
-        while time.monotonic() < until and not stopping.requested():
-            self._heartbeat()
-            time.sleep(WAIT_SLICE)
-        return True
-
     # --- claiming and submitting ---------------------------------------------------------------
     def _claim_and_submit(self) -> Unit | None:
         """Claim the next unit and hand it to ComfyUI; a unit it refuses fails and the next is tried."""
@@ -204,60 +156,6 @@ class GpuWorker:
             if self._submit(unit):
                 return unit
             # refused: _submit failed it and removed it
-
-    def _size_unit(self, unit: Unit) -> Unit:
-        """The unit boundary's batch size: a unit of an auto job is cut down to what the free VRAM
-        allows (services/auto_batch), decided now, at claim time, also for a unit claimed ahead
-        while another runs. Every unit records the size it runs at and the VRAM seen."""
-        if not unit.job.batch_auto:
-            total, free = self._vram_seen or (None, None)
-            fields = {"batch_size_chosen": unit.batch_size, "vram_free": free, "vram_total": total}
-            Unit.objects.filter(pk=unit.pk).update(**fields)
-            for key, value in fields.items():
-                setattr(unit, key, value)
-            return unit
-        choice = auto_batch.decide(unit, self.client)
-        fields = {"batch_size_chosen": choice.size, "vram_free": choice.vram_free, "vram_total": choice.vram_total}
-        if choice.vram_free is not None:
-            self._vram_seen = (choice.vram_total, choice.vram_free)
-        if choice.size >= unit.batch_size:
-            Unit.objects.filter(pk=unit.pk).update(**fields)
-            for key, value in fields.items():
-                setattr(unit, key, value)
-            return unit
-        # Cut down: the first piece is written already claimed by this node and runs now; the
-        # others are claimed next (_claim_preferred), so the job keeps its place in the queue.
-        now = timezone.now()
-        claimed = {"status": Unit.Status.SUBMITTED, "node": self.node_name, "comfyui_url": self.comfyui_url,
-                   "claimed_at": now, "heartbeat_at": now, "attempts": 1, **fields}
-        pieces = recording.split_unit(unit, choice.size, claim_first=claimed,
-                                      note=f"{choice.reason}; split into {{pieces}} unit(s) of {choice.size}")
-        log.info("%s: %s; split into %d unit(s)", unit, choice.reason, len(pieces))
-        publish("unit_resized", job_id=unit.job_id, unit=unit.pk, index=unit.index, from_batch_size=unit.batch_size,
-                to_batch_size=choice.size, pieces=len(pieces), vram_free=choice.vram_free)
-        self.preferred.extendleft(reversed([piece.pk for piece in pieces[1:]]))
-        return pieces[0]
-
-    def _claim_preferred(self) -> Unit | None:
-        """Claim the next piece of a unit cut down by batch size "auto", unless a more urgent unit waits."""
-        while self.preferred:
-            pk = self.preferred[0]
-            row = Unit.objects.filter(pk=pk, status=Unit.Status.PENDING).exclude(
-                job__status=Job.Status.CANCELLED).values("priority").first()
-            if row is None:  # taken by another node, cancelled, ...
-                self.preferred.popleft()
-                continue
-            if Unit.objects.filter(status=Unit.Status.PENDING, priority__gt=row["priority"]).exclude(
-                    job__status=Job.Status.CANCELLED).exists():
-                return None
-            self.preferred.popleft()
-            now = timezone.now()
-            won = Unit.objects.filter(pk=pk, status=Unit.Status.PENDING).update(
-                status=Unit.Status.SUBMITTED, node=self.node_name, comfyui_url=self.comfyui_url, claimed_at=now,
-                heartbeat_at=now, attempts=F("attempts") + 1, error="")
-            if won:
-                return Unit.objects.select_related("job").get(pk=pk)
-        return None
 
     def _submit(self, unit: Unit) -> bool:
         try:
