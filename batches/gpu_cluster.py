@@ -107,7 +107,7 @@ class NodeCluster:
                 self.write(f"GPU worker of node {self.lease.node}: another worker took this node over; stopping.")
                 stopping.request()
                 return False
-            if reclaim.stale_units_exist(exclude_node=self.lease.node):
+            if reclaim.stale_units_exist(exclude_node=self.lease.node) or reclaim.jobs_left_open_exist():
                 from batches.tasks import wake_node
 
                 wake_node(self.lease.node)

@@ -82,3 +82,21 @@ def test_without_affinity_it_is_plain_fifo(owner):
     b = submit(owner, checkpoint="b.safetensors")
     submit(owner, checkpoint="a.safetensors")
     assert claim(prefer_checkpoint="a.safetensors", max_skips=0).job_id == b.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_died_between_its_last_unit_and_closing_it_is_closed_by_the_next_pass(output_root):
+    from batches.models import Event, Job
+    from batches.services import reclaim
+
+    owner = get_user_model().objects.create_user("left-open", password="pw")
+    job = job_submit(owner=owner, prompts=["pixel art lamp"], count=2, batch_size=1, client=None, wake=False)
+    assert not reclaim.jobs_left_open_exist()  # its units wait: nothing to close
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    Unit.objects.filter(job=job).update(status=Unit.Status.DONE)  # the last unit recorded; then the worker died
+    assert reclaim.jobs_left_open_exist()
+    assert reclaim.close_jobs_left_open() == 1
+    job.refresh_from_db()
+    assert job.status in Job.FINISHED and job.finished_at is not None
+    assert Event.objects.filter(kind="job_finished", job=job).count() == 1
+    assert not reclaim.jobs_left_open_exist() and reclaim.close_jobs_left_open() == 0

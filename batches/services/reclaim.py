@@ -76,9 +76,40 @@ def reclaim_unit(unit: Unit, *, node: str) -> str:
 
 
 def _close(unit: Unit) -> None:
-    job = Job.objects.get(pk=unit.job_id)
+    _close_job(Job.objects.get(pk=unit.job_id))
+
+
+def _close_job(job: Job) -> None:
+    from batches.services.outputs import write_batch_info
+
     job.refresh_counts()
     final = job.finish_if_complete()
+    try:
+        write_batch_info(job)
+    except OSError as exc:
+        log.warning("could not write batch_info.json for %s: %s", job, exc)
     if final:
         publish("job_finished", job_id=job.pk, status=final, images_done=job.images_done,
                 images_failed=job.images_failed, images_planned=job.images_planned)
+
+
+def _left_open():
+    """Active jobs whose units have all ended: a worker died after recording its last unit and
+    before closing the job (the two are separate writes), and no unit is left to bring it back."""
+    return (Job.objects.filter(status__in=Job.ACTIVE, finished_at__isnull=True, units__isnull=False)
+            .exclude(units__status__in=Unit.OPEN).distinct())
+
+
+def jobs_left_open_exist() -> bool:
+    """Cheap enough for every lease renewal, like stale_units_exist."""
+    return _left_open().exists()
+
+
+def close_jobs_left_open() -> int:
+    """Close (and announce) every job a dead worker left open; returns how many were closed."""
+    closed = 0
+    for job in _left_open().select_related("owner")[:50]:
+        log.warning("%s: every unit had ended but the job was still open; closing it", job)
+        _close_job(job)
+        closed += 1
+    return closed

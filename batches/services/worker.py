@@ -184,6 +184,7 @@ class GpuWorker(UnitSizing, DiskGuard):
         self._last_reclaim = now
         for unit in reclaim.stale_units(exclude_node=self.node_name):
             reclaim.reclaim_unit(unit, node=self.node_name)
+        reclaim.close_jobs_left_open()
 
     # --- waiting on one unit -------------------------------------------------------------------
     def _await(self, unit: Unit) -> None:
