@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import re
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -53,6 +54,28 @@ class UsageError(CommandError):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()), returncode=EXIT_USAGE)
+
+
+class WorkerCommand(BaseCommand):
+    """A long-running worker command (sprite_worker, webhook_worker): SIGTERM or SIGINT asks it to
+    stop after what it is doing, and each line it says is flushed at once (the launcher's log)."""
+
+    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
+
+    def stop_flag(self) -> Callable[[], bool]:
+        """Install the signal handlers; the returned callable is true once a stop was asked for."""
+        stopping: list[int] = []
+
+        def stop(signum, frame):
+            stopping.append(signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        return lambda: bool(stopping)
+
+    def _say(self, message: str) -> None:
+        self.stdout.write(message)
+        self.stdout.flush()
 
 
 class CliCommand(BaseCommand):

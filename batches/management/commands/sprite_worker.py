@@ -5,16 +5,11 @@ image is claimed by one. SIGTERM or SIGINT: the image in hand is finished, then 
 """
 from __future__ import annotations
 
-import signal
-
-from django.core.management.base import BaseCommand
-
-from batches.checks import COMMAND_CHECKS
+from batches.cli import WorkerCommand
 from batches.services.finishing import runner
 
 
-class Command(BaseCommand):
-    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
+class Command(WorkerCommand):
     help = ("Turn generated images into sprites (pixel grid, palette, transparency) as their jobs ask; "
             "runs until stopped (SIGTERM/SIGINT), or with --once until nothing is left.")
 
@@ -22,18 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="finish what is pending, then exit")
 
     def handle(self, *args, once: bool = False, **options):
-        stopping = []
-
-        def stop(signum, frame):
-            stopping.append(signum)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop = self.stop_flag()
         if not once:
             self._say("sprite worker: finishing images as their jobs ask (Ctrl-C stops)")
-        made = runner.run(stop=lambda: bool(stopping), once=once, say=self._say)
+        made = runner.run(stop=stop, once=once, say=self._say)
         self._say(f"sprite worker: {made} sprite(s) made; stopped.")
-
-    def _say(self, message: str) -> None:
-        self.stdout.write(message)
-        self.stdout.flush()

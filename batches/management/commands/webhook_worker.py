@@ -5,18 +5,14 @@ exits (cron, tests). The logic is in batches/services/webhooks/.
 """
 from __future__ import annotations
 
-import signal
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
-
-from batches.checks import COMMAND_CHECKS
+from batches.cli import WorkerCommand
 from batches.services.webhooks import worker
 from batches.services.webhooks.signing import secret_is_derived, signing_key
 
 
-class Command(BaseCommand):
-    requires_system_checks = COMMAND_CHECKS  # the secret key only (batches/checks.py)
+class Command(WorkerCommand):
     help = ("Send signed webhooks for job events (job.completed/partial/failed/cancelled, job.progress, ping) "
             "with retries and back-off; runs until stopped, or with --once until nothing is due.")
 
@@ -41,19 +37,9 @@ class Command(BaseCommand):
             if secret_is_derived():
                 self.stderr.write("(derived from SECRET_KEY; set DGX_WEBHOOK_SECRET to choose your own)")
             return
-        stopping = []
-
-        def stop(signum, frame):
-            stopping.append(signum)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop = self.stop_flag()
         if not once:
             self._say("webhook worker: delivering webhooks (Ctrl-C stops)")
-        made = worker.run(stop=lambda: bool(stopping), once=once, say=self._say, interval=max(0.05, interval),
+        made = worker.run(stop=stop, once=once, say=self._say, interval=max(0.05, interval),
                           reclaim=reclaim_after, catch_up=timedelta(hours=max(0.0, catch_up_hours)))
         self._say(f"webhook worker: {made} attempt(s) made; stopped.")
-
-    def _say(self, message: str) -> None:
-        self.stdout.write(message)
-        self.stdout.flush()
